@@ -1,0 +1,5 @@
+"""``python -m ovlinspect``."""
+
+from ovlinspect.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""Words and symbols for severities and verdicts, so colour is never the only signal."""
+
+from __future__ import annotations
+
+from ovlinspect.model import Severity, Verified
+
+SEVERITY_BADGE = {
+    Severity.ERROR: "✖ error",
+    Severity.WARNING: "▲ warn",
+    Severity.INFO: "ℹ info",
+}
+OK_BADGE = "✔ ok"
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+VERIFIED_BADGE = {
+    Verified.MATCH: "✔ match",
+    Verified.MISMATCH: "✖ mismatch",
+    Verified.UNVERIFIED: "? unverified",
+}
+VERIFIED_STYLE = {Verified.MATCH: "green", Verified.MISMATCH: "bold red",
+                  Verified.UNVERIFIED: "dim"}
+
+
+def severity_badge(severity: Severity | None) -> str:
+    """``✖ error`` / ``▲ warn`` / ``ℹ info``, or ``✔ ok`` when there is no hazard."""
+    return OK_BADGE if severity is None else SEVERITY_BADGE[severity]
+
+
+def severity_style(severity: Severity | None) -> str:
+    """The Rich style that goes with :func:`severity_badge`."""
+    return "green" if severity is None else SEVERITY_STYLE[severity]

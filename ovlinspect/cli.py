@@ -1,0 +1,152 @@
+"""Command line: choose an output, run a scan, exit with a meaningful status.
+
+Only the TUI path imports textual; ``--json``, ``--plain`` and ``--check`` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ovlinspect import __version__
+
+EXIT_OK = 0
+EXIT_HAZARDS = 1
+EXIT_USAGE = 2
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 120x40, not {text!r}") from None
+    if not (20 <= width <= 1000 and 10 <= height <= 1000):
+        raise argparse.ArgumentTypeError("size must be between 20x10 and 1000x1000")
+    return width, height
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The main parser (``ovlinspect demo`` has its own, in :mod:`ovlinspect.lab.demo`)."""
+    parser = argparse.ArgumentParser(
+        prog="ovlinspect",
+        description="Show what overlayfs mounts are really made of, proven with file handles. "
+        "Run 'ovlinspect demo' for a self-contained lab.",
+    )
+    parser.add_argument("--version", action="version", version=f"ovlinspect {__version__}")
+    parser.add_argument("--pid", type=int, action="append", metavar="PID",
+                        help="only the mount namespace of this process (repeatable)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the versioned JSON report")
+    out.add_argument("--plain", action="store_true", help="print a tree for humans and bug reports")
+    out.add_argument("--screenshot", metavar="FILE",
+                     help="render the TUI headless into an SVG file and exit")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when any hazard of severity warning or worse is found")
+    parser.add_argument("--from-file", metavar="FILE",
+                        help="analyse a saved mountinfo ('-' for stdin); no live resolution")
+    parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
+                        help="terminal size for --screenshot (default 120x40)")
+    parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
+                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
+    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS",
+                        help="TUI: also rescan every SECONDS (mount table changes always rescan)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ovlinspect`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["demo"]:
+        from ovlinspect.lab.demo import main as demo_main
+
+        return demo_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Downstream closed the pipe (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ovlinspect.scan import ScanError, scan, scan_text
+
+    headless = args.json or args.plain or args.check or args.screenshot
+    if not headless and not sys.stdout.isatty():
+        args.plain = True
+    try:
+        if args.from_file is not None:
+            result = scan_text(_read_input(args.from_file), source=args.from_file)
+        elif args.screenshot or not (args.json or args.plain or args.check):
+            result = None  # the TUI scans in its own worker
+        else:
+            result = scan(pids=args.pid)
+    except ScanError as exc:
+        print(f"ovlinspect: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if result is not None and (args.json or args.plain or args.check):
+        return _print_report(args, result)
+
+    from ovlinspect.tui import run_app, save_screenshot
+
+    if args.screenshot:
+        try:
+            save_screenshot(args.screenshot, size=args.size, pids=args.pid, scan_result=result)
+        except (ScanError, OSError) as exc:
+            print(f"ovlinspect: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(args.screenshot)
+        return EXIT_OK
+    return run_app(pids=args.pid, scan_result=result, screenshot_dir=args.screenshot_dir,
+                   watch=args.watch)
+
+
+def _read_input(path: str) -> str:
+    from ovlinspect.scan import ScanError
+
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise ScanError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _print_report(args: argparse.Namespace, result: object) -> int:
+    from ovlinspect.model import Scan, Severity
+
+    assert isinstance(result, Scan)
+    if args.json:
+        from ovlinspect.jsonreport import dumps
+
+        sys.stdout.write(dumps(result) + "\n")
+    elif args.plain:
+        from ovlinspect.plaintree import print_scan
+
+        print_scan(result)
+    if args.check:
+        bad = any(
+            h.severity.rank >= Severity.WARNING.rank
+            for ns in result.namespaces
+            for o in ns.overlays
+            for h in o.all_hazards()
+        )
+        return EXIT_HAZARDS if bad else EXIT_OK
+    return EXIT_OK

@@ -1,0 +1,136 @@
+"""The lab's holder process: ``python -m ovlinspect.lab.holder --ready-fd R --control-fd C ...``.
+
+It enters a private mount namespace (as root: CLONE_NEWNS; rootless: CLONE_NEWUSER|CLONE_NEWNS
+mapping its own uid/gid to 0), makes ``/`` rprivate, mounts a tmpfs over ``/tmp`` inside that
+namespace, builds the scenarios, writes one JSON line to the ready fd and then blocks on the
+control fd.  EOF there (the parent exited or was killed), a ``stop`` line, or the parent's death
+(PR_SET_PDEATHSIG) ends it; its namespace, and with it every lab mount, then vanishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from ovlinspect.lab import container
+from ovlinspect.lab import mountapi as m
+from ovlinspect.lab.scenarios import BASE, Context, Skipped, build_all, sort
+
+USERNS_HINT = (
+    "the kernel refused to create a user namespace ({err}). Unprivileged user namespaces are "
+    "disabled or restricted here (see sysctl user.max_user_namespaces, "
+    "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns). "
+    "Run 'ovlinspect demo' as root instead."
+)
+
+
+def _write_line(fd: int, payload: dict[str, Any]) -> None:
+    data = (json.dumps(payload) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _watch_parent(parent: int) -> bool:
+    """Arm PR_SET_PDEATHSIG; False when the parent is already gone."""
+    m.set_pdeathsig(signal.SIGKILL)
+    return os.getppid() == parent
+
+
+def enter_namespace(rootless: bool) -> None:
+    """Unshare the mount (and, rootless, user) namespace; raises OSError with a clear message."""
+    if not rootless:
+        m.unshare(m.CLONE_NEWNS)
+        return
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        m.unshare(m.CLONE_NEWUSER | m.CLONE_NEWNS)
+    except OSError as exc:
+        raise OSError(exc.errno, USERNS_HINT.format(err=os.strerror(exc.errno or 0))) from None
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
+                       ("gid_map", f"0 {gid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w", encoding="ascii") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write /proc/self/{name} in the new user "
+                          f"namespace: {exc.strerror}") from None
+
+
+def _setup(rootless: bool) -> None:
+    enter_namespace(rootless)
+    m.make_rprivate("/")
+    m.mount("ovlinspect-lab", "/tmp", "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=1777")
+    os.makedirs(BASE, mode=0o755)
+
+
+def run(ready_fd: int, control_fd: int, parent: int, rootless: bool) -> int:
+    """The holder's whole life; returns its exit status."""
+    started = time.monotonic()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the lab ends
+    if not _watch_parent(parent):
+        return 0
+    try:
+        _setup(rootless)
+        if not _watch_parent(parent):  # re-arm: credentials changed with the user namespace
+            return 0
+    except OSError as exc:
+        _write_line(ready_fd, {"error": exc.strerror or str(exc), "holder_pid": os.getpid()})
+        return 2
+    ctx = Context(pid=os.getpid(), rootless=rootless)
+    box: container.Container | None = None
+    try:
+        box = container.start(ctx, [ready_fd, control_fd])
+    except OSError as exc:
+        ctx.skipped.append(Skipped(name="container", reason=exc.strerror or str(exc)))
+    build_all(ctx)
+    if box is not None:
+        try:
+            ctx.scenarios.append(container.wait_ready(ctx, box, timeout=5))
+        except OSError as exc:
+            ctx.skipped.append(Skipped(name="container", reason=exc.strerror or str(exc)))
+            container.stop(box)
+            box = None
+    sort(ctx)
+    os.chdir("/")
+    _write_line(ready_fd, {
+        "holder_pid": os.getpid(),
+        "container_pid": box.pid if box else None,
+        "rootless": rootless,
+        "base": BASE,
+        "scenarios": ctx.scenarios,
+        "skipped": ctx.skipped,
+        "build_seconds": round(time.monotonic() - started, 4),
+    })
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the parent stops reading our stderr once we are ready
+        os.dup2(null, fd)
+    os.close(null)
+    try:
+        while True:
+            data = os.read(control_fd, 64)
+            if not data or b"stop" in data:
+                break
+    finally:
+        if box is not None:
+            container.stop(box)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the fds the parent passed and run."""
+    parser = argparse.ArgumentParser(prog="python -m ovlinspect.lab.holder")
+    parser.add_argument("--ready-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--rootless", action="store_true")
+    args = parser.parse_args(argv)
+    return run(args.ready_fd, args.control_fd, args.parent_pid, args.rootless)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Facts about one real directory: device, inode, fs uuid, mount id, file handle."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from ovlinspect.syscalls import (
+    AT_EMPTY_PATH,
+    AT_HANDLE_FID,
+    RawHandle,
+    fd_mount_id,
+    get_fs_uuid,
+    name_to_handle_at,
+)
+
+@dataclass
+class DirFacts:
+    """What one O_PATH fd points at."""
+
+    dev: str
+    ino: int
+    is_dir: bool
+    mount_id: int | None
+    uuid: bytes | None
+    handle: RawHandle | None
+
+
+def handle_of(dirfd: int, name: str = "") -> RawHandle | None:
+    """The real filesystem's handle for ``name`` under ``dirfd`` (or ``dirfd`` itself)."""
+    flags = AT_EMPTY_PATH if not name else 0
+    for extra in (0, AT_HANDLE_FID):
+        try:
+            return name_to_handle_at(dirfd, name, flags | extra)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EOVERFLOW):
+                return None
+    return None
+
+
+def facts(fd: int) -> DirFacts:
+    """Stat, uuid, mount id and handle of the object behind ``fd``."""
+    st = os.fstat(fd)
+    is_dir = stat.S_ISDIR(st.st_mode)
+    uuid = None
+    if is_dir:
+        with contextlib.suppress(OSError):
+            dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            try:
+                uuid = get_fs_uuid(dfd)
+            finally:
+                os.close(dfd)
+    return DirFacts(
+        dev=f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}",
+        ino=st.st_ino,
+        is_dir=is_dir,
+        mount_id=fd_mount_id(fd),
+        uuid=uuid,
+        handle=handle_of(fd),
+    )
+
+
+class NoAtimeRefused(PermissionError):
+    """The directory cannot be read without changing its atime (O_NOATIME needs CAP_FOWNER)."""
+
+
+def list_names(fd: int, limit: int) -> list[str]:
+    """Up to ``limit`` entry names of the directory ``fd``, read without touching its atime.
+
+    Raises :class:`NoAtimeRefused` rather than read a directory in a way that changes it.
+    """
+    try:
+        dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOATIME, dir_fd=fd)
+    except PermissionError:
+        raise NoAtimeRefused(errno.EPERM, "O_NOATIME refused") from None
+    except OSError:
+        return []
+    names: list[str] = []
+    try:
+        with os.scandir(dfd) as entries:
+            for entry in entries:
+                names.append(entry.name)
+                if len(names) >= limit:
+                    break
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    names.sort()
+    return names
+
+
+def is_whiteout(dirfd: int, name: str) -> bool:
+    """A kernel whiteout: a 0:0 character device."""
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def exists(dirfd: int, name: str) -> bool:
+    """``name`` exists under ``dirfd`` (symlinks not followed)."""
+    try:
+        os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def get_xattr(fd: int, name: str) -> bytes | None:
+    """An xattr of the directory behind O_PATH ``fd``; None when absent or unreadable."""
+    try:
+        return os.getxattr(f"/proc/self/fd/{fd}", name)
+    except OSError:
+        return None

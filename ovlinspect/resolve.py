@@ -1,0 +1,150 @@
+"""Resolve paths inside a process's view of the filesystem, never escaping its root.
+
+A :class:`View` holds ``/proc/PID/root`` open.  Paths are walked one component at a time with
+openat2 (``RESOLVE_BENEATH``/``RESOLVE_IN_ROOT``, no magic links), so an absolute symlink inside a
+container leads back into the container's root, never to a host file, and every symlink met on the
+way is recorded.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from ovlinspect.model import SymlinkStep
+from ovlinspect.syscalls import (
+    PROC_SUPER_MAGIC,
+    RESOLVE_BENEATH,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    fd_mount_id,
+    fs_magic,
+    openat2,
+)
+
+MAX_SYMLINKS = 40
+_STRICT = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS
+FD_PATH = re.compile(r"^/proc/(self|thread-self|\d+)(/task/\d+)?/fd/\d+/*$")
+
+
+class ViewError(OSError):
+    """A process's root cannot be opened (it exited, or we lack the right to look)."""
+
+
+@dataclass
+class Resolution:
+    """Where a declared path leads in one view.  ``fd`` (O_PATH) belongs to the caller."""
+
+    path: str | None = None
+    fd: int | None = None
+    symlinks: list[SymlinkStep] = field(default_factory=list)
+    error: str | None = None
+    errno: int | None = None
+
+    def close(self) -> None:
+        """Release the fd, if any."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def is_fd_path(path: str) -> bool:
+    """A layer given by file descriptor (``/proc/self/fd/N``) or a detached mount's ``/``."""
+    return path == "/" or bool(FD_PATH.match(path))
+
+
+def _split(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+class View:
+    """The filesystem as process ``pid`` sees it, reached through ``/proc/PID/root``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ViewError(exc.errno, f"cannot open /proc/{pid}/root: {exc.strerror}") from None
+
+    def close(self) -> None:
+        """Release the root fd."""
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+            self.root_fd = -1
+
+    def open(self, path: str, flags: int = os.O_PATH) -> int:
+        """Open a canonical path (no symlinks allowed on the way) inside the view."""
+        rel = path.lstrip("/") or "."
+        return openat2(self.root_fd, rel, flags, RESOLVE_IN_ROOT | _STRICT)
+
+    def open_mount(self, mount_point: str, mount_id: int) -> tuple[int | None, str | None]:
+        """The root of mount ``mount_id``, or (None, why) when it is covered or unreachable."""
+        try:
+            fd = self.open(mount_point, os.O_PATH)
+        except OSError as exc:
+            return None, f"cannot open {mount_point}: {exc.strerror}"
+        found = fd_mount_id(fd)
+        if found != mount_id:
+            os.close(fd)
+            return None, f"mount {mount_id} is covered by mount {found} at this path"
+        return fd, None
+
+    def resolve(self, path: str, base: str = "/") -> Resolution:
+        """Follow ``path`` (relative ones from ``base``) to an O_PATH fd, recording symlinks."""
+        start = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
+        todo: deque[str] = deque(_split(start))
+        cur: list[str] = []
+        links: list[SymlinkStep] = []
+        fd = os.dup(self.root_fd)
+        try:
+            while todo:
+                part = todo.popleft()
+                if part == "..":
+                    if cur:
+                        cur.pop()
+                        os.close(fd)
+                        fd = self.open("/".join(cur))
+                    continue
+                try:
+                    target = os.readlink(part, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        return self._failed(cur + [part], exc, links)
+                    nxt = openat2(fd, part, os.O_PATH, RESOLVE_BENEATH | _STRICT)
+                    os.close(fd)
+                    fd = nxt
+                    cur.append(part)
+                    continue
+                here = "/" + "/".join(cur + [part])
+                if fs_magic(fd) == PROC_SUPER_MAGIC:
+                    return Resolution(symlinks=links, errno=errno.ELOOP,
+                                      error=f"{here} is a /proc link that means nothing here")
+                links.append(SymlinkStep(path=here, target=target))
+                if len(links) > MAX_SYMLINKS:
+                    return Resolution(symlinks=links, errno=errno.ELOOP,
+                                      error="too many levels of symbolic links")
+                if target.startswith("/"):
+                    cur = []
+                    os.close(fd)
+                    fd = os.dup(self.root_fd)
+                todo.extendleft(reversed(_split(target)))
+            result = Resolution(path="/" + "/".join(cur), fd=fd, symlinks=links)
+            fd = -1
+            return result
+        except OSError as exc:
+            return self._failed(cur, exc, links)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    @staticmethod
+    def _failed(parts: list[str], exc: OSError,
+                links: list[SymlinkStep] | None = None) -> Resolution:
+        where = "/" + "/".join(parts)
+        return Resolution(symlinks=links or [], errno=exc.errno,
+                          error=f"{where}: {exc.strerror or exc}")

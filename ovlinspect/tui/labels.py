@@ -1,0 +1,158 @@
+"""Rich ``Text`` builders for every label the TUI shows: badges, rows, tree nodes.
+
+Every string read from the system goes through :func:`~ovlinspect.textsafe.visible` and then
+into ``Text(...)``; nothing here is ever parsed as markup.  Colour is never the only signal: each
+badge carries a symbol and a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+
+from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Process, Severity, Verified
+from ovlinspect.textsafe import visible
+
+#: symbol, word and style of each severity; ``None`` means "no hazards".
+BADGES: dict[Severity | None, tuple[str, str, str]] = {
+    Severity.ERROR: ("✖", "error", "bold red"),
+    Severity.WARNING: ("▲", "warn", "bold yellow"),
+    Severity.INFO: ("ℹ", "info", "cyan"),
+    None: ("✔", "ok", "green"),
+}
+
+VERIFIED: dict[Verified, tuple[str, str]] = {
+    Verified.MATCH: ("✔ match", "green"),
+    Verified.MISMATCH: ("✖ mismatch", "bold red"),
+    Verified.UNVERIFIED: ("? unverified", "dim"),
+}
+
+BADGE_WIDTH = 7
+
+
+def safe(text: str | None, style: str = "") -> Text:
+    """Untrusted ``text`` as a ``Text`` with control characters made visible."""
+    return Text(visible(text), style=style, end="")
+
+
+def badge(severity: Severity | None, *, pad: bool = True) -> Text:
+    """``✖ error`` / ``▲ warn`` / ``ℹ info`` / ``✔ ok``, padded to a fixed width."""
+    symbol, word, style = BADGES[severity]
+    label = f"{symbol} {word}"
+    return Text(label.ljust(BADGE_WIDTH) if pad else label, style=style, end="")
+
+
+def symbol(severity: Severity | None) -> str:
+    """The one-character symbol of ``severity``."""
+    return BADGES[severity][0]
+
+
+def severity_style(severity: Severity | None) -> str:
+    """The style of ``severity``'s badge."""
+    return BADGES[severity][2]
+
+
+def verified(value: Verified) -> Text:
+    """The verification result as a word with a symbol."""
+    word, style = VERIFIED[value]
+    return Text(word, style=style, end="")
+
+
+def hazard_codes(hazards: Iterable[Hazard]) -> Text:
+    """``▲ relative-path ℹ symlink``: each distinct code with its severity symbol."""
+    text = Text(end="")
+    seen: set[str] = set()
+    for hazard in sorted(hazards, key=lambda h: -h.severity.rank):
+        if hazard.code in seen:
+            continue
+        seen.add(hazard.code)
+        if text:
+            text.append(" ")
+        text.append(f"{symbol(hazard.severity)} ", style=severity_style(hazard.severity))
+        text.append(visible(hazard.code), style=severity_style(hazard.severity))
+    return text
+
+
+def process_label(process: Process) -> Text:
+    """``nginx (web)``: a process's comm and, where known, its container."""
+    text = safe(process.comm)
+    if process.container:
+        text.append(" (")
+        text.append(visible(process.container), style="italic")
+        text.append(")")
+    return text
+
+
+def lead_process(ns: Namespace) -> Process | None:
+    """The process that stands for ``ns``: its root pid's, else the first."""
+    for process in ns.processes:
+        if process.pid == ns.root_pid:
+            return process
+    return ns.processes[0] if ns.processes else None
+
+
+def namespace_cells(ns: Namespace, overlays: int) -> tuple[Text, Text, Text, Text, Text]:
+    """The cells of a namespace row: badge, pid, process, overlay count, namespace id."""
+    lead = lead_process(ns)
+    pid = lead.pid if lead else ns.root_pid
+    who = process_label(lead) if lead else Text("?", style="dim")
+    others = max(len(ns.processes), len(ns.pids)) - (1 if lead else 0)
+    if others > 0:
+        who.append(f" +{others}", style="dim")
+    mnt = "?" if ns.mnt_ns is None else str(ns.mnt_ns)
+    return (
+        badge(ns.worst()),
+        Text("" if pid is None else str(pid), justify="right"),
+        who,
+        Text(str(overlays), justify="right"),
+        Text(mnt, style="dim"),
+    )
+
+
+def mount_label(overlay: Overlay) -> Text:
+    """A mount row: badge, mount point, fs type, mount id and the distinct hazard codes."""
+    text = badge(overlay.worst())
+    text.append(" ")
+    text.append(visible(overlay.mount_point), style="bold")
+    text.append(f"  {visible(overlay.fs_type)} #{overlay.mount_id}", style="dim")
+    codes = hazard_codes(overlay.all_hazards())
+    if codes:
+        text.append("  ")
+        text.append_text(codes)
+    return text
+
+
+def layer_label(layer: Layer) -> Text:
+    """A layer row: role, declared path, verification and the layer's hazard codes."""
+    text = Text(f"{layer.label:<8} ", style="bold magenta", end="")
+    text.append(visible(layer.declared))
+    text.append("  ")
+    text.append_text(verified(layer.verified))
+    codes = hazard_codes(layer.hazards)
+    if codes:
+        text.append("  ")
+        text.append_text(codes)
+    return text
+
+
+def hazard_label(hazard: Hazard) -> Text:
+    """A hazard row: badge, code and message."""
+    text = badge(hazard.severity)
+    text.append(" ")
+    text.append(visible(hazard.code), style="bold")
+    text.append(": ")
+    text.append(visible(hazard.message))
+    return text
+
+
+def fact_label(name: str, value: Text | str | None) -> Text:
+    """A ``name  value`` row under a layer; ``value`` strings are untrusted."""
+    text = Text(f"{name:<10} ", style="dim", end="")
+    if isinstance(value, Text):
+        text.append_text(value)
+    elif value is None:
+        text.append("—", style="dim")
+    else:
+        text.append(visible(value))
+    return text

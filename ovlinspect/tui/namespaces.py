@@ -1,0 +1,90 @@
+"""The list of mount namespaces: worst-hazard badge, lead process, overlay count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.widgets import DataTable
+
+from ovlinspect.tui import labels
+from ovlinspect.tui.view import NamespaceView
+
+COLUMNS = (("badge", "hazard"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"),
+           ("mntns", "mnt ns"))
+BATCH = 200
+
+
+class NamespaceTable(DataTable[object]):
+    """One row per namespace, keyed by :func:`~ovlinspect.tui.view.ns_key`.
+
+    Rows are added in batches so that a host with hundreds of namespaces paints at once; a rescan
+    that keeps the same rows only updates their cells, so the cursor and scroll stay put.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self.row_keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self._pending: list[NamespaceView] = []
+        self._want_cursor: str | None = None
+        self._fill = 0
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def restoring(self) -> bool:
+        """True while batches are still being added and the cursor is not yet in place."""
+        return bool(self._pending) or self._want_cursor is not None
+
+    @property
+    def current_key(self) -> str | None:
+        """The key of the row under the cursor."""
+        if 0 <= self.cursor_row < len(self.row_keys):
+            return self.row_keys[self.cursor_row]
+        return None
+
+    def show(self, views: list[NamespaceView], cursor: str | None,
+             done: Callable[[], None] | None = None) -> None:
+        """Show ``views`` and put the cursor on the row keyed ``cursor`` when it exists."""
+        keys = [v.key for v in views]
+        if keys == self.row_keys and not self._pending:
+            for view in views:
+                cells = labels.namespace_cells(view.ns, len(view.overlays))
+                for (col, _), cell in zip(COLUMNS, cells, strict=True):
+                    self.update_cell(view.key, col, cell)
+            self.move_to(cursor)
+            if done:
+                done()
+            return
+        self.clear()
+        self.row_keys, self._index = [], {}
+        self._pending = list(views)
+        self._want_cursor = cursor
+        self._fill += 1
+        self._add_batch(self._fill, done)
+
+    def _add_batch(self, fill: int, done: Callable[[], None] | None) -> None:
+        if fill != self._fill:  # a newer show() took over
+            return
+        batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+        for view in batch:
+            self._index[view.key] = len(self.row_keys)
+            self.row_keys.append(view.key)
+            self.add_row(*labels.namespace_cells(view.ns, len(view.overlays)), key=view.key)
+        if self._want_cursor in self._index:
+            self.move_to(self._want_cursor)
+            self._want_cursor = None
+        if self._pending:
+            self.call_after_refresh(self._add_batch, fill, done)
+            return
+        self._want_cursor = None
+        if done:
+            done()
+
+    def move_to(self, key: str | None) -> None:
+        """Put the cursor on the row keyed ``key`` (if shown)."""
+        row = self._index.get(key) if key is not None else None
+        if row is not None and row != self.cursor_row:
+            self.move_cursor(row=row, animate=False)
