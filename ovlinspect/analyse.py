@@ -266,6 +266,7 @@ class _Analysis:
                 item.base_note = f"found outside the namespace, in {outer.label}"
                 self._adopt(item, found, outer.index)
                 return
+        item.layer.symlinks = res.symlinks
         item.layer.verify_note = f"does not resolve: {res.error}"
 
     def _resolve_relative(self, item: _Work, bases: list[str]) -> None:

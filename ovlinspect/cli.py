@@ -141,12 +141,21 @@ def _print_report(args: argparse.Namespace, result: object) -> int:
         from ovlinspect.plaintree import print_scan
 
         print_scan(result)
-    if args.check:
-        bad = any(
-            h.severity.rank >= Severity.WARNING.rank
-            for ns in result.namespaces
-            for o in ns.overlays
-            for h in o.all_hazards()
-        )
-        return EXIT_HAZARDS if bad else EXIT_OK
-    return EXIT_OK
+    if not args.check:
+        return EXIT_OK
+    from ovlinspect.textsafe import visible
+
+    bad = [
+        (o, h)
+        for ns in result.namespaces
+        for o in ns.overlays
+        for h in o.all_hazards()
+        if h.severity.rank >= Severity.WARNING.rank
+    ]
+    if not (args.json or args.plain):
+        for overlay, h in bad:
+            where = visible(overlay.mount_point) + (f" {h.layer}" if h.layer else "")
+            print(f"{h.severity.value}: {where}: {h.code}: {visible(h.message)}")
+        if not bad:
+            print("ok: no hazard of severity warning or worse")
+    return EXIT_HAZARDS if bad else EXIT_OK

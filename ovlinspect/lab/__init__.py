@@ -139,9 +139,13 @@ class Lab:
         """Block until the holder exits (True) or ``timeout`` passes (False)."""
         if self._ready_fd is None:
             return True
-        # The holder keeps the ready pipe open for life: EOF means it is gone.
-        readable = select.select([self._ready_fd], [], [], timeout)[0]
-        return bool(readable) and not os.read(self._ready_fd, 4096)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # the holder keeps the ready pipe open for life: EOF means it is gone
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self._ready_fd], [], [], left)[0]:
+                return False
+            if not os.read(self._ready_fd, 4096):
+                return True
 
     def stop(self, timeout: float = 5) -> None:
         """End the holder (its container and mounts go with it) and reap it.  Idempotent."""

@@ -9,6 +9,7 @@ is called ``demo-container`` (comm) and dies with the holder (PR_SET_PDEATHSIG a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -16,7 +17,7 @@ import signal
 from dataclasses import dataclass
 
 from ovlinspect.lab import mountapi as m
-from ovlinspect.lab.scenarios import BASE, LAYERS, Context, ScenarioInfo, _info, fill_layer
+from ovlinspect.lab.scenarios import BASE, LAYERS, Context, ScenarioInfo, fill_layer, make_info
 
 COMM = "demo-container"
 
@@ -64,10 +65,8 @@ def start(ctx: Context, close_fds: list[int]) -> Container:
                 os.close(fd)
             code = _child(holder, status_w, life_r, target, options)
         except BaseException as exc:  # report anything, then vanish without cleanup handlers
-            try:
+            with contextlib.suppress(OSError):
                 os.write(status_w, f"error {exc}\n".encode())
-            except OSError:
-                pass
         finally:
             os._exit(code)
     os.close(status_w)
@@ -109,19 +108,15 @@ def wait_ready(ctx: Context, box: Container, timeout: float) -> ScenarioInfo:
     if text != "ok":
         reason = text.removeprefix("error ") or f"not ready within {timeout:g}s"
         raise OSError(errno.EIO, f"container: {reason}")
-    return _info(ctx, "container", "/", box.lowers, ["foreign-path"], pid=box.pid,
-                 note=f"pivot_root into the overlay first mounted at {box.target} in the "
-                 "holder's namespace; its layer paths exist only there")
+    return make_info(ctx, "container", "/", box.lowers, ["foreign-path"], pid=box.pid,
+                     note=f"pivot_root into the overlay first mounted at {box.target} in the "
+                     "holder's namespace; its layer paths exist only there")
 
 
 def stop(box: Container) -> None:
     """Kill and reap the container."""
     os.close(box.life_fd)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(box.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(box.pid, 0)
-    except ChildProcessError:
-        pass

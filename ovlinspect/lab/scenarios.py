@@ -102,9 +102,10 @@ def _target(dirname: str) -> str:
     return path
 
 
-def _info(ctx: Context, name: str, mount_point: str, lowers: list[str], expect: list[str],
-          expect_layer: dict[str, str] | None = None, roles: list[str] | None = None,
-          pid: int | None = None, note: str = "") -> ScenarioInfo:
+def make_info(ctx: Context, name: str, mount_point: str, lowers: list[str], expect: list[str],
+              expect_layer: dict[str, str] | None = None, roles: list[str] | None = None,
+              pid: int | None = None, note: str = "") -> ScenarioInfo:
+    """A :class:`ScenarioInfo`; ``roles`` defaults to all ``lower``, ``pid`` to the holder."""
     roles = roles or ["lower"] * len(lowers)
     return ScenarioInfo(
         name=name, mount_point=mount_point, expect=expect, expect_layer=expect_layer or {},
@@ -118,7 +119,7 @@ def healthy(ctx: Context) -> ScenarioInfo:
     target = _target("1-healthy")
     m.mount("overlay", target, "overlay", 0,
             ctx.options(f"lowerdir={':'.join(lowers)}", f"upperdir={up}", f"workdir={work}"))
-    return _info(ctx, "healthy", target, lowers, [])
+    return make_info(ctx, "healthy", target, lowers, [])
 
 
 def relative(ctx: Context) -> ScenarioInfo:
@@ -133,8 +134,8 @@ def relative(ctx: Context) -> ScenarioInfo:
     finally:
         os.fchdir(old)
         os.close(old)
-    return _info(ctx, "relative", target, ["l1", "l2"], ["relative-path"],
-                 note="mounted after chdir to " + root)
+    return make_info(ctx, "relative", target, ["l1", "l2"], ["relative-path"],
+                     note="mounted after chdir to " + root)
 
 
 def detached_lower(ctx: Context) -> ScenarioInfo:
@@ -150,9 +151,9 @@ def detached_lower(ctx: Context) -> ScenarioInfo:
                 ctx.options(f"lowerdir={':'.join(lowers)}", f"upperdir={up}", f"workdir={work}"))
     finally:
         m.umount(l1, m.MNT_DETACH)
-    return _info(ctx, "detached-lower", target, lowers, ["source-detached"],
-                 {"source-detached": "lower[1]"},
-                 note=f"the tmpfs that was {l1} is unmounted; only the overlay holds it")
+    return make_info(ctx, "detached-lower", target, lowers, ["source-detached"],
+                     {"source-detached": "lower[1]"},
+                     note=f"the tmpfs that was {l1} is unmounted; only the overlay holds it")
 
 
 def shadowed_upper(ctx: Context) -> ScenarioInfo:
@@ -163,8 +164,8 @@ def shadowed_upper(ctx: Context) -> ScenarioInfo:
             ctx.options(f"lowerdir={':'.join(lowers)}", f"upperdir={up}", f"workdir={work}"))
     m.mount("demo-shadow", up, "tmpfs", 0, "mode=755")
     _write(os.path.join(up, "not-the-upper.txt"), "this tmpfs hides the real upper dir\n")
-    return _info(ctx, "shadowed-upper", target, lowers, ["stale-path"], {"stale-path": "upper"},
-                 note=f"a tmpfs is mounted over {up}")
+    return make_info(ctx, "shadowed-upper", target, lowers, ["stale-path"],
+                     {"stale-path": "upper"}, note=f"a tmpfs is mounted over {up}")
 
 
 def new_api(ctx: Context) -> ScenarioInfo:
@@ -191,8 +192,8 @@ def new_api(ctx: Context) -> ScenarioInfo:
         note = "from-data.txt is a metacopy file whose data is /blob in the data-only layer"
     m.overlay_new_api(target, lowers=lowers, datas=[data], upper=up, work=work, strings=strings,
                       flags=ctx.flags())
-    return _info(ctx, "new-api", target, [*lowers, data], [], roles=["lower", "lower", "data"],
-                 note=note)
+    return make_info(ctx, "new-api", target, [*lowers, data], [],
+                     roles=["lower", "lower", "data"], note=note)
 
 
 def _short_id(seed: str) -> str:
@@ -227,8 +228,8 @@ def docker(ctx: Context) -> ScenarioInfo:
     finally:
         os.fchdir(old)
         os.close(old)
-    return _info(ctx, "docker", target, shorts, ["symlink", "relative-path"],
-                 note="mounted after chdir to " + root)
+    return make_info(ctx, "docker", target, shorts, ["symlink", "relative-path"],
+                     note="mounted after chdir to " + root)
 
 
 def volatile(ctx: Context) -> ScenarioInfo:
@@ -237,7 +238,7 @@ def volatile(ctx: Context) -> ScenarioInfo:
     target = _target("8-volatile")
     m.mount("overlay", target, "overlay", 0,
             ctx.options(f"lowerdir={lowers[0]}", f"upperdir={up}", f"workdir={work}", "volatile"))
-    return _info(ctx, "volatile", target, lowers, ["volatile"])
+    return make_info(ctx, "volatile", target, lowers, ["volatile"])
 
 
 def hostile(ctx: Context) -> ScenarioInfo:
@@ -246,7 +247,7 @@ def hostile(ctx: Context) -> ScenarioInfo:
     target = _target("9-hostile [bold]:smile: x")
     m.mount("overlay", target, "overlay", 0,
             ctx.options(f"lowerdir={':'.join(lowers)}", f"upperdir={up}", f"workdir={work}"))
-    return _info(ctx, "hostile", target, lowers, [])
+    return make_info(ctx, "hostile", target, lowers, [])
 
 
 BUILDERS: list[Callable[[Context], ScenarioInfo]] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -171,11 +172,12 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
 class DetailsPane(VerticalScroll):
     """A scrollable pane that shows one renderable."""
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(Text("Waiting for the scan…", style="dim"), id="details-body",
                      markup=False)
 
-    def show(self, renderable: RenderableType) -> None:
-        """Replace the content and scroll back to the top."""
+    def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
+        """Replace the content; scroll back to the top unless ``keep_scroll``."""
         self.query_one("#details-body", Static).update(renderable)
-        self.scroll_home(animate=False)
+        if not keep_scroll:
+            self.scroll_home(animate=False)

@@ -68,7 +68,7 @@ def _read_ready(proc: subprocess.Popen[str], timeout: float) -> str:
         raise RuntimeError("scenario did not get ready in time")
     line = proc.stdout.readline().strip()
     if not line.startswith("ready"):
-        _kill(proc)
+        proc.kill()
         err = proc.stderr.read() if proc.stderr else ""
         raise RuntimeError(f"scenario failed: {line!r} {err}")
     return line
