@@ -1,4 +1,4 @@
-"""Analyse one overlay mount: resolve every declared layer, prove it with file handles, flag hazards.
+"""Analyse one overlay mount: resolve each declared layer, prove it by file handle, flag hazards.
 
 The proof follows KERNEL-NOTES.md: the overlay root's AT_HANDLE_FID handle names the upper root
 (or the top lower root of a lower-only mount); probe objects that only one declared lower holds
@@ -560,7 +560,7 @@ class _Analysis:
             "source-detached", label,
             f"{label}: its filesystem ({format_uuid(fid.uuid)}) is mounted nowhere visible"))
 
-    # -- hazards that need the resolution ------------------------------------------------------------
+    # -- hazards that need the resolution ---------------------------------------------
     def _path_hazards(self) -> None:
         for item in self.work:
             layer = item.layer

@@ -17,11 +17,12 @@ from ovlinspect.syscalls import fd_path, get_fs_uuid, open_by_handle_at
 
 # Filesystems that never back an overlay layer and have no uuid ioctl; skipping them keeps the
 # index cheap and never touches a network or FUSE server that could hang.
-PSEUDO_FS = frozenset(
-    "proc sysfs cgroup cgroup2 devpts mqueue debugfs tracefs securityfs pstore bpf configfs "
-    "fusectl binfmt_misc autofs nsfs rpc_pipefs efivarfs selinuxfs hugetlbfs devtmpfs ramfs "
-    "nfs nfs4 cifs smb3 ceph 9p".split()
-)
+PSEUDO_FS = frozenset({
+    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs",
+    "pstore", "bpf", "configfs", "fusectl", "binfmt_misc", "autofs", "nsfs", "rpc_pipefs",
+    "efivarfs", "selinuxfs", "hugetlbfs", "devtmpfs", "ramfs", "nfs", "nfs4", "cifs", "smb3",
+    "ceph", "9p",
+})
 
 
 @dataclass
@@ -106,7 +107,7 @@ class FsIndex:
                     return Decoded(None, mount, "decoding handles needs CAP_DAC_READ_SEARCH")
                 last = f"open_by_handle_at: {found.strerror}"
                 continue
-            if found == "/" and mount.mount_point != "/" or not found.startswith("/"):
+            if (found == "/" and mount.mount_point != "/") or not found.startswith("/"):
                 last = "handle decoded disconnected (cold non-directory)"
                 continue
             return Decoded(found, mount, f"decoded on mount {mount.mount_id} ({mount.mount_point})")

@@ -46,14 +46,16 @@ CATALOGUE: dict[str, HazardKind] = {
         HazardKind(
             "fd-path",
             Severity.WARNING,
-            "The layer was given as a file descriptor (/proc/self/fd/N) or by a detached mount that "
+            "The layer was given as a file descriptor (/proc/self/fd/N) or by a detached mount "
+            "that "
             "prints as '/'; the string names nothing a restore can open.",
             "Use real_path (decoded from the file handle) to find the directory.",
         ),
         HazardKind(
             "foreign-path",
             Severity.WARNING,
-            "The path does not exist in the process's own mount namespace, only outside it (as with "
+            "The path does not exist in the process's own mount namespace, only outside it "
+            "(as with "
             "container roots, whose options name host paths).",
             "Resolve it from the host (host_path); a restore inside the container's namespace must "
             "not replay the string.",

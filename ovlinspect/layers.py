@@ -17,6 +17,7 @@ from ovlinspect.syscalls import (
     name_to_handle_at,
 )
 
+
 @dataclass
 class DirFacts:
     """What one O_PATH fd points at."""

@@ -7,7 +7,7 @@ plain renderer all show the same facts.  This module must never import textual.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
@@ -15,7 +15,7 @@ SCHEMA_VERSION = 1
 Role = Literal["upper", "work", "lower", "data"]
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a hazard is; ordered so that ``max()`` gives the worst."""
 
     INFO = "info"
@@ -30,7 +30,7 @@ class Severity(str, Enum):
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
-class Verified(str, Enum):
+class Verified(StrEnum):
     """Whether a declared layer path is proven to be the layer the overlay uses."""
 
     MATCH = "match"

@@ -21,8 +21,8 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from ovlinspect.mountinfo import unescape
 from ovlinspect.model import OverlayOptions
+from ovlinspect.mountinfo import unescape
 
 __all__ = ["is_volatile", "legacy_data", "parse_overlay_options", "split_options"]
 

@@ -7,6 +7,8 @@ automatically when the output is not a terminal.
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console, Group
 from rich.text import Text
 from rich.tree import Tree
@@ -20,20 +22,34 @@ from ovlinspect.badges import (
 from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Scan
 from ovlinspect.textsafe import visible
 
+PIPE_WIDTH = 160
+
 
 def _t(text: str | None, style: str = "") -> Text:
     return Text(visible(text), style=style)
 
 
 def _hazard_lines(hazards: list[Hazard]) -> list[Text]:
-    out = []
-    for h in hazards:
-        line = Text.assemble(
-            (severity_badge(h.severity), severity_style(h.severity)), " ", (h.code, "bold"), ": ",
-            _t(h.message))
-        out.append(line)
-        out.append(Text.assemble("    hint: ", _t(h.hint, "dim")))
-    return out
+    return [
+        Text.assemble((severity_badge(h.severity), severity_style(h.severity)), " ",
+                      (h.code, "bold"), ": ", _t(h.message))
+        for h in hazards
+    ]
+
+
+def _hints(scan: Scan) -> Tree | None:
+    """Each hazard code's hint, once, for the codes this report shows."""
+    seen: dict[str, Hazard] = {}
+    for ns in scan.namespaces:
+        for overlay in ns.overlays:
+            for h in overlay.all_hazards():
+                seen.setdefault(h.code, h)
+    if not seen:
+        return None
+    tree = Tree(Text("hints", style="bold"))
+    for code, h in sorted(seen.items()):
+        tree.add(Text.assemble((code, "bold"), ": ", _t(h.hint)))
+    return tree
 
 
 def _layer_node(parent: Tree, layer: Layer) -> None:
@@ -113,10 +129,16 @@ def render(scan: Scan) -> Group:
     parts += [_t(f"! {p}", "yellow") for p in scan.privileges]
     parts += [_t(f"! {e}", "red") for e in scan.errors]
     parts += [namespace_tree(ns) for ns in scan.namespaces if ns.overlays or ns.notes]
+    hints = _hints(scan)
+    if hints is not None:
+        parts.append(hints)
     return Group(*parts)
 
 
 def print_scan(scan: Scan, console: Console | None = None) -> None:
     """Print the report; colour only on a terminal."""
-    console = console or Console(highlight=False, emoji=False, soft_wrap=False)
+    if console is None:
+        console = Console(highlight=False, emoji=False)
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console = Console(highlight=False, emoji=False, width=PIPE_WIDTH)
     console.print(render(scan))

@@ -114,13 +114,13 @@ class View:
                     target = os.readlink(part, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno != errno.EINVAL:
-                        return self._failed(cur + [part], exc, links)
+                        return self._failed([*cur, part], exc, links)
                     nxt = openat2(fd, part, os.O_PATH, RESOLVE_BENEATH | _STRICT)
                     os.close(fd)
                     fd = nxt
                     cur.append(part)
                     continue
-                here = "/" + "/".join(cur + [part])
+                here = "/" + "/".join([*cur, part])
                 if fs_magic(fd) == PROC_SUPER_MAGIC:
                     return Resolution(symlinks=links, errno=errno.ELOOP,
                                       error=f"{here} is a /proc link that means nothing here")

@@ -38,9 +38,7 @@ def visible(text: str | None, *, keep_backslash: bool = True) -> str:
         return text
     out = []
     for ch in text:
-        if ch == "\\" and keep_backslash:
-            out.append(ch)
-        elif ch.isprintable() and ch != "\\":
+        if (ch == "\\" and keep_backslash) or (ch.isprintable() and ch != "\\"):
             out.append(ch)
         else:
             out.append(_escape_char(ch))

@@ -10,6 +10,7 @@ control fd.  EOF there (the parent exited or was killed), a ``stop`` line, or th
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -21,12 +22,17 @@ from ovlinspect.lab import container
 from ovlinspect.lab import mountapi as m
 from ovlinspect.lab.scenarios import BASE, Context, Skipped, build_all, sort
 
-USERNS_HINT = (
-    "the kernel refused to create a user namespace ({err}). Unprivileged user namespaces are "
-    "disabled or restricted here (see sysctl user.max_user_namespaces, "
-    "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns). "
-    "Run 'ovlinspect demo' as root instead."
+USERNS_REFUSED = (
+    "the kernel refused to create a user namespace ({err}), so the lab cannot run without root. "
+    "{why} Run 'ovlinspect demo' as root{flag}."
 )
+USERNS_WHY = {
+    errno.ENOSPC: "The user namespace limit is reached (sysctl user.max_user_namespaces is 0 or "
+    "exhausted, or the nesting is too deep).",
+    errno.EPERM: "Unprivileged user namespaces are disabled or restricted here (sysctl "
+    "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, SELinux, "
+    "seccomp, or a chroot).",
+}
 
 
 def _write_line(fd: int, payload: dict[str, Any]) -> None:
@@ -50,7 +56,10 @@ def enter_namespace(rootless: bool) -> None:
     try:
         m.unshare(m.CLONE_NEWUSER | m.CLONE_NEWNS)
     except OSError as exc:
-        raise OSError(exc.errno, USERNS_HINT.format(err=os.strerror(exc.errno or 0))) from None
+        why = USERNS_WHY.get(exc.errno or 0, "User namespaces are not available here.")
+        flag = " without --rootless" if os.geteuid() == 0 else ""
+        raise OSError(exc.errno, USERNS_REFUSED.format(err=os.strerror(exc.errno or 0), why=why,
+                                                       flag=flag)) from None
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"),
                        ("gid_map", f"0 {gid} 1")):
         try:

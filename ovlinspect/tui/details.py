@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ovlinspect.hazards import CATALOGUE
-from ovlinspect.model import Handle, Hazard, Layer, Namespace, Overlay, Scan
+from ovlinspect.model import Handle, Hazard, Layer, Namespace, Overlay, Scan, worst
 from ovlinspect.textsafe import visible
 from ovlinspect.tui import labels
 from ovlinspect.tui.view import ordered_layers
@@ -35,7 +35,15 @@ def _row(grid: Table, name: str, value: Text | str | int | None) -> None:
 
 
 def _heading(text: str) -> Text:
-    return Text(text, style="bold underline", end="")
+    return Text(text, style="bold underline")
+
+
+def _group(*parts: RenderableType) -> Group:
+    """A vertical stack; every Text in it ends its line."""
+    for part in parts:
+        if isinstance(part, Text):
+            part.end = "\n"
+    return Group(*parts)
 
 
 def _handle(handle: Handle | None) -> Text | None:
@@ -47,7 +55,7 @@ def _handle(handle: Handle | None) -> Text | None:
 def hazard_block(hazards: list[Hazard]) -> RenderableType:
     """Each hazard: badge, code and layer, then its message, the catalogue meaning and a hint."""
     if not hazards:
-        return Text.assemble(labels.badge(None, pad=False), " no hazards")
+        return Text.assemble(labels.badge(None, pad=False), " no hazards found")
     parts: list[RenderableType] = []
     for hazard in sorted(hazards, key=lambda h: -h.severity.rank):
         head = labels.badge(hazard.severity, pad=False)
@@ -62,7 +70,7 @@ def hazard_block(hazards: list[Hazard]) -> RenderableType:
             grid.add_row("  means", Text(kind.meaning, style="dim"))
         _row(grid, "  do", hazard.hint)
         parts += [head, grid]
-    return Group(*parts)
+    return _group(*parts)
 
 
 def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType:
@@ -81,8 +89,10 @@ def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType
     for process in ns.processes[:MAX_PROCESSES]:
         procs.add_row(str(process.pid), labels.safe(process.comm),
                       labels.safe(process.container or ""))
-    parts: list[RenderableType] = [_heading("Namespace"), grid, Text(), _heading("Processes"),
-                                   procs]
+    lead = labels.lead_process(ns)
+    title = _title(labels.badge(ns.worst(), pad=False), "mount namespace ",
+                   labels.process_label(lead) if lead else Text("?"))
+    parts: list[RenderableType] = [title, grid, Text(), _heading("Processes"), procs]
     if len(ns.processes) > MAX_PROCESSES:
         parts.append(Text(f"… {len(ns.processes) - MAX_PROCESSES} more", style="dim"))
     hazards = [h for o in ns.overlays for h in o.all_hazards()]
@@ -105,11 +115,19 @@ def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType
         for err in scan.errors:
             _row(scan_grid, "error", err)
         parts.append(scan_grid)
-    return Group(*parts)
+    return _group(*parts)
+
+
+def _title(severity_text: Text, *rest: Text | str) -> Text:
+    title = Text.assemble(severity_text, " ")
+    for part in rest:
+        title.append(part) if isinstance(part, str) else title.append_text(part)
+    title.stylize("bold", len(severity_text) + 1)
+    return title
 
 
 def overlay_details(overlay: Overlay) -> RenderableType:
-    """A mount: identity, raw options, parsed options, layers in order, hazards."""
+    """A mount: hazards first, then its layers in order, identity and raw options."""
     grid = _grid()
     _row(grid, "mount point", overlay.mount_point)
     _row(grid, "fs type", overlay.fs_type)
@@ -132,21 +150,25 @@ def overlay_details(overlay: Overlay) -> RenderableType:
     layers = _grid()
     for layer in ordered_layers(overlay):
         value = labels.safe(layer.declared)
-        if layer.real_path and layer.real_path != layer.path:
-            value.append("  → real ", style="dim")
+        if layer.real_path and layer.real_path != layer.declared:
+            value.append("  → ", style="dim")
             value.append(visible(layer.real_path))
         value.append("  ")
         value.append_text(labels.verified(layer.verified))
+        if layer.hazards:
+            value.append("  ")
+            value.append_text(labels.hazard_codes(layer.hazards))
         layers.add_row(Text(layer.label, style="magenta"), value)
-    return Group(_heading("Overlay mount"), grid, Text(), _heading("Layers"), layers, Text(),
-                 _heading("Hazards"), hazard_block(overlay.all_hazards()))
+    title = _title(labels.badge(overlay.worst(), pad=False), "overlay ",
+                   labels.safe(overlay.mount_point))
+    return _group(title, hazard_block(overlay.all_hazards()), Text(),
+                  _heading("Layers (declared → real_path)"), layers, Text(),
+                  _heading("Mount"), grid)
 
 
 def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
-    """A layer: declared vs resolved vs host vs real path, identity, verification, hazards."""
+    """A layer: hazards first, then declared vs resolved vs host vs real path, identity."""
     grid = _grid()
-    _row(grid, "layer", Text(layer.label, style="bold magenta"))
-    _row(grid, "of mount", overlay.mount_point)
     _row(grid, "declared", layer.declared)
     _row(grid, "path", layer.path)
     _row(grid, "host_path", layer.host_path)
@@ -154,19 +176,22 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
     for step in layer.symlinks:
         _row(grid, "symlink", Text.assemble(labels.safe(step.path), " → ",
                                             labels.safe(step.target)))
+    result = labels.verified(layer.verified)
+    if layer.verify_note:
+        result.append("  ")
+        result.append(visible(layer.verify_note))
+    _row(grid, "verified", result)
     _row(grid, "dev / ino", None if layer.dev is None and layer.ino is None
          else f"{layer.dev or '?'} / {'?' if layer.ino is None else layer.ino}")
     _row(grid, "fs type", layer.fs_type)
     _row(grid, "fs uuid", layer.fs_uuid)
     _row(grid, "mount id", layer.mount_id)
     _row(grid, "handle", _handle(layer.handle))
-    result = labels.verified(layer.verified)
-    if layer.verify_note:
-        result.append("  ")
-        result.append(visible(layer.verify_note))
-    _row(grid, "verified", result)
-    return Group(_heading("Layer"), grid, Text(), _heading("Hazards"),
-                 hazard_block(layer.hazards))
+    _row(grid, "of mount", Text.assemble(labels.safe(overlay.mount_point),
+                                         (f"  #{overlay.mount_id}", "dim")))
+    title = _title(labels.badge(worst(layer.hazards), pad=False), f"{layer.label} layer  ",
+                   labels.verified(layer.verified))
+    return _group(title, hazard_block(layer.hazards), Text(), grid)
 
 
 class DetailsPane(VerticalScroll):

@@ -79,7 +79,7 @@ def process_label(process: Process) -> Text:
     text = safe(process.comm)
     if process.container:
         text.append(" (")
-        text.append(visible(process.container), style="italic")
+        text.append(visible(process.container), style="cyan")
         text.append(")")
     return text
 
@@ -92,21 +92,19 @@ def lead_process(ns: Namespace) -> Process | None:
     return ns.processes[0] if ns.processes else None
 
 
-def namespace_cells(ns: Namespace, overlays: int) -> tuple[Text, Text, Text, Text, Text]:
-    """The cells of a namespace row: badge, pid, process, overlay count, namespace id."""
+def namespace_cells(ns: Namespace, overlays: int) -> tuple[Text, Text, Text, Text]:
+    """The cells of a namespace row: badge, pid, process (+ others), overlays shown."""
     lead = lead_process(ns)
     pid = lead.pid if lead else ns.root_pid
     who = process_label(lead) if lead else Text("?", style="dim")
     others = max(len(ns.processes), len(ns.pids)) - (1 if lead else 0)
     if others > 0:
         who.append(f" +{others}", style="dim")
-    mnt = "?" if ns.mnt_ns is None else str(ns.mnt_ns)
     return (
         badge(ns.worst()),
         Text("" if pid is None else str(pid), justify="right"),
         who,
         Text(str(overlays), justify="right"),
-        Text(mnt, style="dim"),
     )
 
 

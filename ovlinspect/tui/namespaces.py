@@ -9,8 +9,7 @@ from textual.widgets import DataTable
 from ovlinspect.tui import labels
 from ovlinspect.tui.view import NamespaceView
 
-COLUMNS = (("badge", "hazard"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"),
-           ("mntns", "mnt ns"))
+COLUMNS = (("badge", "hazard"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"))
 BATCH = 200
 
 

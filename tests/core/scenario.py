@@ -7,6 +7,7 @@ inspects that process with ``--pid`` exactly as a user would.  Killing it remove
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -76,10 +77,8 @@ def _read_ready(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def _kill(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(timeout=10)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
