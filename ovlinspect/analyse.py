@@ -226,17 +226,31 @@ class _Analysis:
                 self._resolve_relative(item, bases)
 
     def _relative_bases(self) -> list[str]:
+        """Plausible cwds of the mounter, most telling first.
+
+        The ancestors of the root layer's real path (decoded from the overlay's own handle) come
+        first: one of them is the cwd the relative path was typed in.  Then the process's cwd and
+        the mount point's ancestors.  Whichever is used is proven, or the note says it is a guess.
+        """
         bases: list[str] = []
-        if self.ctx.cwd:
-            bases.append(self.ctx.cwd)
-        parent = posixpath.dirname(self.overlay.mount_point)
-        while True:
-            if parent not in bases:
-                bases.append(parent)
-            if parent == "/":
-                break
-            parent = posixpath.dirname(parent)
+        anchors = [self._decoded_root_path(), self.ctx.cwd, self.overlay.mount_point]
+        for anchor in anchors:
+            if not anchor or not anchor.startswith("/"):
+                continue
+            path = anchor if anchor is self.ctx.cwd else posixpath.dirname(anchor)
+            while path not in bases:
+                bases.append(path)
+                path = posixpath.dirname(path)
         return bases
+
+    def _decoded_root_path(self) -> str | None:
+        """The real path of the layer the overlay root handle names, in this namespace's view."""
+        fid = self.root_fid
+        if fid is None or not self.ctx.can_decode or self.ctx.index is None:
+            return None
+        if not any(not i.layer.declared.startswith("/") for i in self.work):
+            return None  # only relative paths need it
+        return self.ctx.index.decode(fid.uuid, fid.type, fid.fid).path
 
     def _adopt(self, item: _Work, res: Resolution, index: FsIndex | None) -> None:
         item.fd, res.fd = res.fd, None
@@ -298,7 +312,8 @@ class _Analysis:
             else:
                 res.close()
         if first is None:
-            item.layer.verify_note = f"relative path found under none of: {', '.join(bases)}"
+            item.layer.verify_note = ("relative to an unknown cwd: found under none of "
+                                      f"{len(bases)} candidate directories")
             return
         base, res = first
         item.layer.path = res.path

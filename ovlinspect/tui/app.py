@@ -108,7 +108,7 @@ class OvlInspectApp(App[int]):
         yield Input(placeholder="filter: words that must all match a path, pid, comm, container "
                     "or hazard code — enter keeps it, esc clears", id="filter")
         yield Static("", id="status", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def table(self) -> NamespaceTable:
@@ -307,7 +307,7 @@ class OvlInspectApp(App[int]):
             healthy = c.shown_mounts - sum(c.severities.values())
             for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
                 status.append(f"{labels.symbol(severity)} {c.severities[severity]} "
-                              f"{labels.BADGES[severity][1]}  ",
+                              f"{labels.word(severity)}  ",
                               style=labels.severity_style(severity))
             status.append(f"✔ {healthy} ok", style="green")
             if self.filter.terms:
@@ -317,6 +317,9 @@ class OvlInspectApp(App[int]):
                 status.append("  │ hazards only", style="bold")
             if self.scan.errors:
                 status.append(f"  │ {len(self.scan.errors)} scan errors", style="bold red")
+            if self.scan.privileges:
+                status.append(f"  │ {len(self.scan.privileges)} privileges missing",
+                              style="yellow")
             if self.scan.source != "live":
                 status.append("  │ source: ")
                 status.append(visible(self.scan.source))

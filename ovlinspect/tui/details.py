@@ -104,7 +104,7 @@ def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType
         for code, n in sorted(counts.items()):
             sev = next(h.severity for h in hazards if h.code == code)
             summary.append(f"{labels.symbol(sev)} {visible(code)}", labels.severity_style(sev))
-            summary.append(f" ×{n}  ")
+            summary.append(f" x{n}  ")
         parts += [Text(), _heading("Hazards of its mounts"), summary]
     if scan is not None and (scan.errors or scan.privileges):
         parts += [Text(), _heading("Scan")]

@@ -11,22 +11,10 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
+from ovlinspect.badges import VERIFIED_BADGE, VERIFIED_STYLE, severity_badge
+from ovlinspect.badges import severity_style as severity_style
 from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Process, Severity, Verified
 from ovlinspect.textsafe import visible
-
-#: symbol, word and style of each severity; ``None`` means "no hazards".
-BADGES: dict[Severity | None, tuple[str, str, str]] = {
-    Severity.ERROR: ("✖", "error", "bold red"),
-    Severity.WARNING: ("▲", "warn", "bold yellow"),
-    Severity.INFO: ("ℹ", "info", "cyan"),
-    None: ("✔", "ok", "green"),
-}
-
-VERIFIED: dict[Verified, tuple[str, str]] = {
-    Verified.MATCH: ("✔ match", "green"),
-    Verified.MISMATCH: ("✖ mismatch", "bold red"),
-    Verified.UNVERIFIED: ("? unverified", "dim"),
-}
 
 BADGE_WIDTH = 7
 
@@ -37,30 +25,29 @@ def safe(text: str | None, style: str = "") -> Text:
 
 
 def badge(severity: Severity | None, *, pad: bool = True) -> Text:
-    """``✖ error`` / ``▲ warn`` / ``ℹ info`` / ``✔ ok``, padded to a fixed width."""
-    symbol, word, style = BADGES[severity]
-    label = f"{symbol} {word}"
-    return Text(label.ljust(BADGE_WIDTH) if pad else label, style=style, end="")
+    """The severity badge (symbol and word, e.g. ``✖ error``), padded to a fixed width."""
+    label = severity_badge(severity)
+    return Text(label.ljust(BADGE_WIDTH) if pad else label, style=severity_style(severity),
+                end="")
 
 
 def symbol(severity: Severity | None) -> str:
-    """The one-character symbol of ``severity``."""
-    return BADGES[severity][0]
+    """The one-character symbol of ``severity``'s badge."""
+    return severity_badge(severity).split()[0]
 
 
-def severity_style(severity: Severity | None) -> str:
-    """The style of ``severity``'s badge."""
-    return BADGES[severity][2]
+def word(severity: Severity | None) -> str:
+    """The word of ``severity``'s badge: error, warn, info, ok."""
+    return severity_badge(severity).split()[1]
 
 
 def verified(value: Verified) -> Text:
-    """The verification result as a word with a symbol."""
-    word, style = VERIFIED[value]
-    return Text(word, style=style, end="")
+    """The verification result as a symbol and a word."""
+    return Text(VERIFIED_BADGE[value], style=VERIFIED_STYLE[value], end="")
 
 
 def hazard_codes(hazards: Iterable[Hazard]) -> Text:
-    """``▲ relative-path ℹ symlink``: each distinct code with its severity symbol."""
+    """``▲ relative-path ✖ stale-path``: each distinct code with its severity symbol."""
     text = Text(end="")
     seen: set[str] = set()
     for hazard in sorted(hazards, key=lambda h: -h.severity.rank):

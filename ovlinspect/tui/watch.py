@@ -7,6 +7,7 @@ process and runs its loop in a thread; it has no textual imports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -39,10 +40,8 @@ class MountWatcher:
         self._wake()
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # pipe full (already woken) or closed (stopped)
             os.write(self._wake_w, b"x")
-        except OSError:  # pipe full (already woken) or closed (stopped)
-            pass
 
     def run(
         self,
@@ -84,16 +83,12 @@ class MountWatcher:
                 os.close(fd)
 
     def _drain(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             while os.read(self._wake_r, 512):
                 pass
-        except OSError:
-            pass
 
     def close(self) -> None:
         """Release the wake-up pipe (after :meth:`run` has returned)."""
         for fd in (self._wake_r, self._wake_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

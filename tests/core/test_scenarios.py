@@ -52,13 +52,17 @@ echo ready; exec sleep 600
 
 
 def test_relative_paths_are_flagged_and_resolved_against_the_proven_cwd() -> None:
+    # The mounter's cwd ($T) is neither the sleeper's cwd (/) nor an ancestor of the mount
+    # point: only the overlay's own root handle can tell where "u" was.
     script = TMPFS_LAB + """
+mkdir -p $T/elsewhere/m
 cd $T
-mount -t overlay ov -o lowerdir=l1:l2,upperdir=u,workdir=w m
+mount -t overlay ov -o lowerdir=l1:l2,upperdir=u,workdir=w $T/elsewhere/m
+cd /
 echo ready; exec sleep 600
 """
     with running(script) as sc:
-        ov = overlay_at(scan_json(sc.pid), f"{sc.tmp}/m")
+        ov = overlay_at(scan_json(sc.pid), f"{sc.tmp}/elsewhere/m")
         for label in ("upper", "work", "lower[0]", "lower[1]"):
             assert "relative-path" in codes(layer(ov, label)), label
         upper = layer(ov, "upper")

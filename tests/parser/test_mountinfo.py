@@ -82,8 +82,10 @@ def test_parse_line_fields() -> None:
     [
         ("", ()),
         ("shared:1 ", ("shared:1",)),
-        ("shared:5 master:2 propagate_from:3 unbindable ", ("shared:5", "master:2",
-                                                            "propagate_from:3", "unbindable")),
+        (
+            "shared:5 master:2 propagate_from:3 unbindable ",
+            ("shared:5", "master:2", "propagate_from:3", "unbindable"),
+        ),
     ],
 )
 def test_optional_fields(optional: str, expected: tuple[str, ...]) -> None:
@@ -93,9 +95,7 @@ def test_optional_fields(optional: str, expected: tuple[str, ...]) -> None:
 
 
 def test_escaped_mount_point_root_and_source() -> None:
-    line = (
-        r"40 1 8:3 /sub\040dir /mnt/a\040b\012c\134d\011e rw - ext4 /dev/disk\040x rw"
-    )
+    line = r"40 1 8:3 /sub\040dir /mnt/a\040b\012c\134d\011e rw - ext4 /dev/disk\040x rw"
     entry = parse_line(line)
     assert entry.root == "/sub dir"
     assert entry.mount_point == "/mnt/a b\nc\\d\te"
@@ -141,7 +141,9 @@ def test_dash_inside_fields_is_not_the_separator() -> None:
 
 
 def test_line_over_4k() -> None:
-    lowers = ":".join(f"/var/lib/docker/overlay2/l/LAYER{i:04d}ABCDEFGHIJKLMNOP" for i in range(200))
+    lowers = ":".join(
+        f"/var/lib/docker/overlay2/l/LAYER{i:04d}ABCDEFGHIJKLMNOP" for i in range(200)
+    )
     line = f"99 1 0:77 / /merged rw,relatime - overlay overlay rw,lowerdir={lowers},workdir=/w"
     assert len(line) > 4096 * 2
     entry = parse_line(line)
@@ -270,7 +272,9 @@ def test_sample_docker_k3d() -> None:
     assert len(opts.lowerdir) == 3
     assert opts.lowerdir[0] == "/var/lib/docker/overlay2/l/XMHWMSKKVRJ62NBMHZAMVZFZYB"
     assert opts.lowerdir[-1] == "/var/lib/docker/overlay2/l/Y3JO3VSXOX25MAWU4LQPWEI7NS"
-    layer = "/var/lib/docker/overlay2/7b926a40e2e08f1bb032f019360527ec694111dc9f7a8a1fbff5acf22494c09a"
+    layer = (
+        "/var/lib/docker/overlay2/7b926a40e2e08f1bb032f019360527ec694111dc9f7a8a1fbff5acf22494c09a"
+    )
     assert opts.upperdir == f"{layer}/diff"
     assert opts.workdir == f"{layer}/work"
     assert opts.flags == {"xino": "off"}

@@ -27,8 +27,10 @@ SELINUX = 'context="system_u:object_r:container_file_t:s0:c1,c2"'
         ("rw,lowerdir=/a:/b,upperdir=/u", ["rw", "lowerdir=/a:/b", "upperdir=/u"]),
         (f"rw,{SELINUX},lowerdir=/a", ["rw", SELINUX, "lowerdir=/a"]),
         (f"{SELINUX}", [SELINUX]),
-        ('rw,fscontext="a:b:c1,c2",rootcontext="x,y",seclabel',
-         ["rw", 'fscontext="a:b:c1,c2"', 'rootcontext="x,y"', "seclabel"]),
+        (
+            'rw,fscontext="a:b:c1,c2",rootcontext="x,y",seclabel',
+            ["rw", 'fscontext="a:b:c1,c2"', 'rootcontext="x,y"', "seclabel"],
+        ),
         ('context="",rw', ['context=""', "rw"]),
         (r"rw,lowerdir=/a\054b,upperdir=/u", ["rw", r"lowerdir=/a\054b", "upperdir=/u"]),
         ("rw,,index=off,", ["rw", "index=off"]),
@@ -321,4 +323,4 @@ def test_legacy_length_near_page_limit() -> None:
 
 def test_legacy_length_survives_foreign_surrogates() -> None:
     opts, _ = parse_overlay_options("rw,lowerdir+=/\ud800")
-    assert opts.legacy_length == len("lowerdir=/".encode()) + 3
+    assert opts.legacy_length == len(b"lowerdir=/") + 3

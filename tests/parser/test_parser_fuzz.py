@@ -101,9 +101,31 @@ def test_parse_overlay_options_never_raises(raw: str) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.sampled_from(["lowerdir=", "lowerdir+=", "datadir+=", "upperdir=", "workdir=",
-                                 "volatile", "fsync=", "context=\"", ",", ":", "::", "\\", "\\054",
-                                 "\"", "a", "/b"]), max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "lowerdir=",
+                "lowerdir+=",
+                "datadir+=",
+                "upperdir=",
+                "workdir=",
+                "volatile",
+                "fsync=",
+                'context="',
+                ",",
+                ":",
+                "::",
+                "\\",
+                "\\054",
+                '"',
+                "a",
+                "/b",
+            ]
+        ),
+        max_size=30,
+    )
+)
 def test_parse_overlay_options_never_raises_on_option_soup(pieces: list[str]) -> None:
     parse_overlay_options("".join(pieces))
 
@@ -123,8 +145,9 @@ def test_split_options_without_quotes_is_str_split(options: list[str]) -> None:
 
 
 @SETTINGS
-@given(lowers=LAYERS, datas=st.lists(PATH_BYTES, max_size=4), mount_point=PATH_BYTES,
-       upper=PATH_BYTES)
+@given(
+    lowers=LAYERS, datas=st.lists(PATH_BYTES, max_size=4), mount_point=PATH_BYTES, upper=PATH_BYTES
+)
 def test_round_trip_new_api(
     lowers: list[bytes], datas: list[bytes], mount_point: bytes, upper: bytes
 ) -> None:
