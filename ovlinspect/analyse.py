@@ -211,6 +211,14 @@ class _Analysis:
         self.overlay.unique_id = raw.mount_id
         self.overlay.root_handle = to_model(raw)
         self.root_fid = decode_overlay_handle(raw)
+        if self.root_fid is None:
+            # ovl_can_decode_fh() needs CAP_DAC_READ_SEARCH in the initial user namespace at
+            # mount time; overlays mounted in a user namespace (rootless) fall back to inode
+            # handles, which name no layer.
+            self.overlay.notes.append(
+                f"the overlay gives no overlay file handles (type {raw.type:#x}, not 0xf8): it was "
+                "mounted without CAP_DAC_READ_SEARCH in the initial user namespace (e.g. "
+                "rootless), so no layer can be proven by handle")
 
     # -- resolution ----------------------------------------------------------------------------
     def _resolve_all(self) -> None:
@@ -343,7 +351,8 @@ class _Analysis:
             return
         fid = self.root_fid
         if fid is None:
-            self._set(item, Verified.UNVERIFIED, "overlay root handle unavailable")
+            self._set(item, Verified.UNVERIFIED, "the overlay gives no overlay root handle "
+                      "(see the mount's notes)")
             return
         self._compare(item, fid, "the overlay root handle")
 
@@ -381,6 +390,10 @@ class _Analysis:
                 continue
             if self.root_fd is None:
                 self._set(item, Verified.UNVERIFIED, "overlay root unreachable: no probe possible")
+                continue
+            if self.root_fid is None and self.overlay.root_handle is not None:
+                self._set(item, Verified.UNVERIFIED, "the overlay gives no overlay file handles, "
+                          "so probes prove nothing (see the mount's notes)")
                 continue
             self._probe(item)
 

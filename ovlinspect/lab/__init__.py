@@ -38,6 +38,8 @@ class Lab:
     that started it exits.
     """
 
+    holder_module = "ovlinspect.lab.holder"
+
     def __init__(self, rootless: bool | None = None) -> None:
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self.holder_pid: int | None = None
@@ -63,7 +65,7 @@ class Lab:
         began = time.monotonic()
         ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         control_r, control_w = os.pipe2(os.O_CLOEXEC)
-        cmd = [sys.executable, "-m", "ovlinspect.lab.holder", "--ready-fd", str(ready_w),
+        cmd = [sys.executable, "-m", self.holder_module, "--ready-fd", str(ready_w),
                "--control-fd", str(control_r), "--parent-pid", str(os.getpid())]
         if self.rootless:
             cmd.append("--rootless")
@@ -82,11 +84,10 @@ class Lab:
         self._ready_fd, self._control_fd = ready_r, control_w
         self.holder_pid = self._proc.pid
         try:
-            info = self._read_ready(timeout)
-        except LabError:
-            self.stop(timeout=0)
+            self._apply(self._read_ready(timeout))
+        except BaseException:  # LabError, or Ctrl-C/SIGTERM while waiting: leave nothing behind
+            self.stop(timeout=0.5)
             raise
-        self._apply(info)
         self.start_seconds = time.monotonic() - began
         return self
 
@@ -113,10 +114,10 @@ class Lab:
     def _stderr_tail(self) -> str:
         assert self._proc is not None and self._proc.stderr is not None
         try:
-            self._proc.wait(timeout=2)
-            text = self._proc.stderr.read().decode(errors="replace").strip()
-        except (OSError, subprocess.TimeoutExpired):
+            _, err = self._proc.communicate(timeout=2)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
             return ""
+        text = (err or b"").decode(errors="replace").strip()
         return f": {text.splitlines()[-1]}" if text else ""
 
     def _apply(self, info: dict[str, Any]) -> None:
@@ -128,7 +129,6 @@ class Lab:
         self.build_seconds = info.get("build_seconds")
         if not self.scenarios:
             reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in self.skipped)
-            self.stop()
             raise LabError(f"no lab scenario could be built ({reasons})")
 
     def alive(self) -> bool:

@@ -61,12 +61,16 @@ def main(argv: Sequence[str]) -> int:
     if not (args.keep or args.json or args.plain or args.check or args.screenshot) \
             and not sys.stdout.isatty():
         args.plain = True
+    if args.keep:
+        signal.signal(signal.SIGTERM, _interrupt)  # end --keep cleanly, as Ctrl-C does
     lab = Lab(rootless=True if args.rootless else None)
     try:
         lab.start()
     except LabError as exc:
         print(f"ovlinspect demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
     try:
         if args.verbose:
             print(f"ovlinspect demo: lab ready in {lab.start_seconds:.3f}s "
@@ -87,9 +91,14 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
     if args.json or args.plain or args.check or args.screenshot:
         print_layout(lab, out)
     if args.screenshot:
+        from ovlinspect.scan import ScanError
         from ovlinspect.tui import save_screenshot
 
-        save_screenshot(args.screenshot, size=args.size, pids=lab.pids)
+        try:
+            save_screenshot(args.screenshot, size=args.size, pids=lab.pids)
+        except (ScanError, OSError) as exc:
+            print(f"ovlinspect demo: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         print(args.screenshot)
         return EXIT_OK
     if not (args.json or args.plain or args.check):
@@ -155,15 +164,14 @@ def _keep(lab: Lab) -> int:
     print(f"  {enter} ls {lab.base}", file=out)
     print(f"  ls /proc/{pid}/root{lab.base}", file=out)
     print("Press Ctrl-C to stop the lab.", file=out, flush=True)
-
-    def _terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
     if lab.wait():
         print("ovlinspect demo: the lab holder exited", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check(lab: Lab, result: object, out: TextIO) -> int:
