@@ -37,6 +37,23 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def add_output_options(parser: argparse.ArgumentParser, *, plain_help: str, check_help: str,
+                       watch_help: str) -> argparse._MutuallyExclusiveGroup:
+    """The output options the main command and ``demo`` share; returns the exclusive group."""
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the versioned JSON report")
+    out.add_argument("--plain", action="store_true", help=plain_help)
+    out.add_argument("--screenshot", metavar="FILE",
+                     help="render the TUI headless into an SVG file and exit")
+    parser.add_argument("--check", action="store_true", help=check_help)
+    parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
+                        help="terminal size for --screenshot (default 120x40)")
+    parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
+                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
+    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS", help=watch_help)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The main parser (``ovlinspect demo`` has its own, in :mod:`ovlinspect.lab.demo`)."""
     parser = argparse.ArgumentParser(
@@ -47,21 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ovlinspect {__version__}")
     parser.add_argument("--pid", type=int, action="append", metavar="PID",
                         help="only the mount namespace of this process (repeatable)")
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print the versioned JSON report")
-    out.add_argument("--plain", action="store_true", help="print a tree for humans and bug reports")
-    out.add_argument("--screenshot", metavar="FILE",
-                     help="render the TUI headless into an SVG file and exit")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when any hazard of severity warning or worse is found")
+    add_output_options(
+        parser,
+        plain_help="print a tree for humans and bug reports",
+        check_help="exit 1 when any hazard of severity warning or worse is found",
+        watch_help="TUI: also rescan every SECONDS (mount table changes always rescan)",
+    )
     parser.add_argument("--from-file", metavar="FILE",
                         help="analyse a saved mountinfo ('-' for stdin); no live resolution")
-    parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
-                        help="terminal size for --screenshot (default 120x40)")
-    parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
-                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
-    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS",
-                        help="TUI: also rescan every SECONDS (mount table changes always rescan)")
     return parser
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ovlinspect.cli import _positive_float, _size
+from ovlinspect.cli import add_output_options
 from ovlinspect.lab import Lab, LabError
 
 EXIT_OK = 0
@@ -27,26 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build a lab of overlay mounts, each showing one way mount options mislead, "
         "in a private mount namespace (nothing is mounted on the host), and inspect it. The lab "
         "vanishes when this command exits.")
-    out = parser.add_mutually_exclusive_group()
+    out = add_output_options(
+        parser,
+        plain_help="print the layout and a plain tree",
+        check_help="self-test: exit 1 unless every scenario shows its expected hazards",
+        watch_help="TUI: also rescan every SECONDS",
+    )
     out.add_argument("--keep", action="store_true",
                      help="start the lab, print its pids and mount points, and keep it until "
                      "Ctrl-C or SIGTERM (inspect it from another shell)")
-    out.add_argument("--json", action="store_true",
-                     help="print the JSON report of the lab (plus a 'lab' key with each "
-                     "scenario's expected hazards); the layout goes to stderr")
-    out.add_argument("--plain", action="store_true", help="print the layout and a plain tree")
-    out.add_argument("--screenshot", metavar="FILE",
-                     help="render the TUI headless into an SVG file and exit")
-    parser.add_argument("--check", action="store_true",
-                        help="self-test: exit 1 unless every scenario shows its expected hazards")
     parser.add_argument("--rootless", action="store_true",
                         help="use a user namespace (userxattr overlays) even when run as root")
-    parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
-                        help="terminal size for --screenshot (default 120x40)")
-    parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
-                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
-    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS",
-                        help="TUI: also rescan every SECONDS")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also report how long the lab took to start")
     return parser
