@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 
-from scenario import running  # noqa: E402
+from ovlinspect.scan import scan
 
-from ovlinspect.scan import scan  # noqa: E402
+from scenario import running
 
 
 def build_script(count: int, lowers: int) -> str:

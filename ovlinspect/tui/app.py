@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar
@@ -14,6 +13,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.events import DescendantFocus
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import get_current_worker
@@ -33,7 +33,15 @@ from ovlinspect.tui.help import HelpScreen
 from ovlinspect.tui.messages import MountTableChanged, ScanDone, ScanFailed
 from ovlinspect.tui.mount_tree import MountTree, NodeRef
 from ovlinspect.tui.namespaces import NamespaceTable
-from ovlinspect.tui.view import Filter, NamespaceView, apply_filter, count, find_pid, ns_key
+from ovlinspect.tui.view import (
+    Filter,
+    NamespaceView,
+    Summary,
+    apply_filter,
+    count,
+    find_pid,
+    ns_key,
+)
 from ovlinspect.tui.watch import MountWatcher
 
 Scanner = Callable[[], Scan]
@@ -41,8 +49,10 @@ DEBOUNCE = 0.5
 
 
 def describe_error(error: BaseException) -> str:
-    """A one-line, user-facing description of a failed scan."""
-    if type(error).__name__ == "ScanError":
+    """A one-line, user-facing description of a failed scan (a ScanError is already one)."""
+    from ovlinspect.scan import ScanError
+
+    if isinstance(error, ScanError):
         return str(error)
     return f"{type(error).__name__}: {error}"
 
@@ -53,6 +63,7 @@ class OvlInspectApp(App[int]):
     CSS_PATH = "ovlinspect.tcss"
     TITLE = "ovlinspect"
     COMMANDS: ClassVar = App.COMMANDS | {OvlCommands}
+    CURSOR_BLINK: ClassVar[bool] = True  # tests turn it off for stable snapshots
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
         Binding("h", "toggle_hazards", "Hazards"),
@@ -82,8 +93,8 @@ class OvlInspectApp(App[int]):
         self.screenshot_dir = screenshot_dir
         self.watch = watch
         self.scan: Scan | None = None
+        self.summary = Summary(Scan())
         self.scan_error: BaseException | None = None
-        self.scan_seconds: float | None = None
         self.filter = Filter()
         self.views: list[NamespaceView] = []
         self.views_by_key: dict[str, NamespaceView] = {}
@@ -97,37 +108,36 @@ class OvlInspectApp(App[int]):
         self._debounce: Timer | None = None
         self._first_scan = True
         self._watcher = MountWatcher() if watch_mounts else None
+        self._make_widgets()
 
     # ---- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
-            yield NamespaceTable(id="namespaces")
-            yield MountTree(id="mounts")
-        yield DetailsPane(id="details")
-        yield Input(placeholder="filter: words that must all match a path, pid, comm, container "
-                    "or hazard code — enter keeps it, esc clears", id="filter")
-        yield Static("", id="status", markup=False)
+            yield self.ns_table
+            yield self.mount_tree
+        yield self.details_pane
+        yield self.filter_box
+        yield self.status_line
         yield Footer(compact=True)
 
-    @property
-    def table(self) -> NamespaceTable:
-        return self.query_one("#namespaces", NamespaceTable)
-
-    @property
-    def tree(self) -> MountTree:
-        return self.query_one("#mounts", MountTree)
-
-    @property
-    def details(self) -> DetailsPane:
-        return self.query_one("#details", DetailsPane)
+    def _make_widgets(self) -> None:
+        # Held here, not queried: a modal screen (help, palette) may be on top during updates.
+        self.ns_table = NamespaceTable(id="namespaces")
+        self.mount_tree = MountTree(id="mounts")
+        self.details_pane = DetailsPane(id="details")
+        self.filter_box = Input(placeholder="filter: words that must all match a path, pid, "
+                                "comm, container or hazard code — enter keeps it, esc clears",
+                                id="filter")
+        self.filter_box.cursor_blink = self.CURSOR_BLINK
+        self.status_line = Static("", id="status", markup=False)
 
     def on_mount(self) -> None:
-        self.table.border_title = "Namespaces"
-        self.tree.border_title = "Overlay mounts"
-        self.details.border_title = "Details"
-        self.query_one("#filter", Input).display = False
-        self.tree.loading = True
+        self.ns_table.border_title = "Namespaces"
+        self.mount_tree.border_title = "Overlay mounts"
+        self.details_pane.border_title = "Details"
+        self.filter_box.display = False
+        self.mount_tree.loading = True
         self._update_status()
         self.request_scan()
         if self._watcher is not None:
@@ -144,6 +154,9 @@ class OvlInspectApp(App[int]):
         if self._scanning:
             self._scan_pending = True
             return
+        if self._watch_timer is not None:
+            self._watch_timer.stop()
+            self._watch_timer = None
         self._scanning = True
         self._scan_pending = False
         self._generation += 1
@@ -153,7 +166,6 @@ class OvlInspectApp(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def _scan_worker(self, generation: int) -> None:
         worker = get_current_worker()
-        started = time.monotonic()
         try:
             result = self.scanner()
         except Exception as exc:
@@ -161,13 +173,15 @@ class OvlInspectApp(App[int]):
                 self.post_message(ScanFailed(generation, exc))
             return
         if not worker.is_cancelled:
-            self.post_message(ScanDone(generation, result, time.monotonic() - started))
+            self.post_message(ScanDone(generation, result))
 
     def on_scan_done(self, message: ScanDone) -> None:
+        if message.generation != self._generation:
+            return
         self.scan = message.scan
+        self.summary = Summary(message.scan)
         self.scan_error = None
-        self.scan_seconds = message.seconds
-        self.tree.loading = False
+        self.mount_tree.loading = False
         if self._first_scan:
             self._first_scan = False
             self._focus_initial()
@@ -179,12 +193,14 @@ class OvlInspectApp(App[int]):
         self._scan_finished()
 
     def on_scan_failed(self, message: ScanFailed) -> None:
+        if message.generation != self._generation:
+            return
         self.scan_error = message.error
-        self.tree.loading = False
+        self.mount_tree.loading = False
         text = describe_error(message.error)
         self.say(f"Scan failed: {text}", severity="error")
         if self.scan is None:
-            self.details.show(Text(f"Scan failed: {visible(text)}", style="bold red"))
+            self.details_pane.show(Text(f"Scan failed: {visible(text)}", style="bold red"))
         self._scan_finished()
 
     def _scan_finished(self) -> None:
@@ -193,8 +209,6 @@ class OvlInspectApp(App[int]):
         if self._scan_pending:
             self.request_scan()
         elif self.watch:
-            if self._watch_timer is not None:
-                self._watch_timer.stop()
             self._watch_timer = self.set_timer(self.watch, self.request_scan)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="mountwatch")
@@ -230,27 +244,31 @@ class OvlInspectApp(App[int]):
         self.selected_ns = target
         self._refresh_views()
         if target is not None:
-            self.tree.focus()
+            self.mount_tree.focus()
             self._update_details()
         else:
-            self.table.focus()
+            self.ns_table.focus()
+            if self.focus_pids:
+                pids = ", ".join(str(p) for p in self.focus_pids)
+                self.say(f"No namespace of pid {pids} in this scan", severity="warning")
 
     def _refresh_views(self) -> None:
         """Apply the filter to the scan and update every pane, keeping cursor and expansion."""
         if self.scan is None:
             return
-        self.views = apply_filter(self.scan, self.filter)
+        self.views = apply_filter(self.scan, self.filter, self.summary)
         self.views_by_key = {v.key: v for v in self.views}
         if self.selected_ns not in self.views_by_key:
             self.selected_ns = self.views[0].key if self.views else None
-        self.table.show(self.views, self.selected_ns)
-        self.table.border_title = Text(f"Namespaces {len(self.views)}/{len(self.scan.namespaces)}")
+        self.ns_table.show(self.views, self.selected_ns)
+        total = len(self.scan.namespaces)
+        self.ns_table.border_title = Text(f"Namespaces {len(self.views)}/{total}")
         self._show_tree()
         self._update_details(keep_scroll=True)
         self._update_status()
 
     def _show_tree(self) -> None:
-        tree = self.tree
+        tree = self.mount_tree
         view = self.views_by_key.get(self.selected_ns or "")
         if view is None:
             tree.clear()
@@ -258,26 +276,24 @@ class OvlInspectApp(App[int]):
             self._tree_ns, self._tree_overlays = None, None
             tree.border_title = "Overlay mounts"
             return
-        same_ns = view.key == self._tree_ns
-        if same_ns and view.overlays == self._tree_overlays:
-            return  # nothing changed: keep the tree as it is
-        expanded: set[tuple[str, ...]] = set()
-        cursor = None
-        if same_ns:
-            expanded = tree.expanded_keys()
-            node = tree.cursor_node
-            cursor = node.data.key if node is not None and node.data is not None else None
-        tree.show_namespace(view.ns, view.overlays, view.key)
-        self._tree_ns, self._tree_overlays = view.key, list(view.overlays)
-        if cursor is None and tree.root.children:
-            cursor = tree.root.children[0].data.key if tree.root.children[0].data else None
-        tree.restore(expanded, cursor)
         lead = labels.lead_process(view.ns)
         title = Text(f"Overlay mounts {len(view.overlays)}/{len(view.ns.overlays)}")
         if lead is not None:
             title.append(f" — pid {lead.pid} ")
             title.append_text(labels.process_label(lead))
         tree.border_title = title
+        same_ns = view.key == self._tree_ns
+        if same_ns and view.overlays == self._tree_overlays:
+            return  # nothing changed: keep the tree, its cursor and what is expanded
+        expanded: set[tuple[str, ...]] = set()
+        cursor = None
+        if same_ns:
+            expanded = tree.expanded_keys()
+            node = tree.cursor_node
+            cursor = node.data.key if node is not None and node.data is not None else None
+        tree.show_namespace(view.ns, view.overlays, view.key, self.summary.overlay, expanded,
+                            cursor)
+        self._tree_ns, self._tree_overlays = view.key, list(view.overlays)
 
     def _update_details(self, keep_scroll: bool = False) -> None:
         """Show the facts of what the focused pane points at."""
@@ -286,22 +302,22 @@ class OvlInspectApp(App[int]):
         if isinstance(focused, MountTree):
             node = focused.cursor_node
             if node is not None and node.data is not None:
-                renderable = node_details(node.data)
+                renderable = node_details(node.data, self.summary)
         elif isinstance(focused, NamespaceTable) or focused is None:
             view = self.views_by_key.get(self.selected_ns or "")
             if view is not None:
-                renderable = namespace_details(view.ns, self.scan)
+                renderable = namespace_details(view.ns, self.scan, self.summary)
             elif self.scan is not None:
                 renderable = Text("No namespace matches the filter.", style="dim")
         if renderable is not None:
-            self.details.show(renderable, keep_scroll=keep_scroll)
+            self.details_pane.show(renderable, keep_scroll=keep_scroll)
 
     def _update_status(self) -> None:
         status = Text(no_wrap=True, overflow="ellipsis", end="")
         if self.scan is None:
             status.append("scanning…" if self._scanning else "no scan", style="bold")
         else:
-            c = count(self.scan, self.views)
+            c = count(self.scan, self.views, self.summary)
             status.append(f"{c.shown_namespaces}/{c.namespaces} ns · "
                           f"{c.shown_mounts}/{c.mounts} mounts  ")
             healthy = c.shown_mounts - sum(c.severities.values())
@@ -329,13 +345,13 @@ class OvlInspectApp(App[int]):
             status.append("  │ last scan failed", style="bold red")
         if self.watch:
             status.append(f"  │ every {self.watch:g}s")
-        self.query_one("#status", Static).update(status)
+        self.status_line.update(status)
 
     # ---- events ---------------------------------------------------------------------------
 
     @on(DataTable.RowHighlighted, "#namespaces")
     def _namespace_highlighted(self) -> None:
-        table = self.table
+        table = self.ns_table
         if table.restoring:
             return
         key = table.current_key
@@ -348,11 +364,11 @@ class OvlInspectApp(App[int]):
 
     @on(DataTable.RowSelected, "#namespaces")
     def _namespace_selected(self) -> None:
-        self.tree.focus()
+        self.mount_tree.focus()
 
     @on(Tree.NodeHighlighted, "#mounts")
     def _node_highlighted(self) -> None:
-        if self.focused is self.tree:
+        if self.focused is self.mount_tree:
             self._update_details()
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:
@@ -366,26 +382,30 @@ class OvlInspectApp(App[int]):
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.tree.focus() if self.tree.root.children else self.table.focus()
+        self.filter_box.display = False
+        if self.mount_tree.root.children:
+            self.mount_tree.focus()
+        else:
+            self.ns_table.focus()
 
     # ---- actions --------------------------------------------------------------------------
 
     def action_filter(self) -> None:
         """Open the filter input."""
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.display = True
         box.focus()
 
     def action_clear_filter(self) -> None:
         """Clear and close the filter."""
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         was_open = box.display
         box.display = False
         if was_open:
-            self.table.focus()
+            self.ns_table.focus()
         if self.filter.query:
-            box.value = ""  # posts Input.Changed, which refreshes the views
+            with box.prevent(Input.Changed):
+                box.value = ""
             self.filter = replace(self.filter, query="")
             self._refresh_views()
 
@@ -405,7 +425,7 @@ class OvlInspectApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def action_quit(self) -> None:  # type: ignore[override]
+    async def action_quit(self) -> None:
         """Leave with status 0."""
         self.exit(0)
 
@@ -421,7 +441,7 @@ class OvlInspectApp(App[int]):
 
     def selected_overlay(self) -> Overlay | None:
         """The mount under the tree cursor (or the only one shown)."""
-        node = self.tree.cursor_node
+        node = self.mount_tree.cursor_node
         if node is not None and node.data is not None and node.data.overlay is not None:
             return node.data.overlay
         view = self.views_by_key.get(self.selected_ns or "")
@@ -463,33 +483,32 @@ class OvlInspectApp(App[int]):
             and all(o.mount_id != mount_id for o in self.views_by_key[key].overlays)
         ):
             self.filter = Filter()
-            box = self.query_one("#filter", Input)
+            box = self.filter_box
             box.display = False
             with box.prevent(Input.Changed):
                 box.value = ""
         self.selected_ns = key
         self._refresh_views()
         if mount_id is None:
-            self.table.focus()
+            self.ns_table.focus()
             return
-        for node in self.tree.root.children:
-            if node.data is not None and node.data.overlay is not None \
-                    and node.data.overlay.mount_id == mount_id:
-                _ = self.tree.last_line
-                self.tree.move_cursor(node)
-                break
-        self.tree.focus()
+        self.mount_tree.select_key((key, str(mount_id)))
+        self.mount_tree.focus()
 
-    def say(self, message: str, *, severity: str = "information") -> None:
-        """Notify with untrusted text: control characters made visible, markup off."""
-        self.notify(visible(message), severity=severity, markup=False)  # type: ignore[arg-type]
+    def say(self, message: str, *, severity: SeverityLevel = "information") -> None:
+        """Notify with untrusted text: control characters made visible, markup off.
+
+        (``markup=False`` rather than ``rich.markup.escape``: Textual's markup would still eat a
+        backslash before ``[``, and paths may hold one.)
+        """
+        self.notify(visible(message), severity=severity, markup=False)
 
 
-def node_details(ref: NodeRef) -> RenderableType:
+def node_details(ref: NodeRef, summary: Summary | None = None) -> RenderableType:
     """The details of a tree node: its layer, else its mount, else its namespace."""
     if ref.overlay is not None and ref.layer is not None:
         return layer_details(ref.overlay, ref.layer)
     if ref.overlay is not None:
         return overlay_details(ref.overlay)
-    return namespace_details(ref.ns)
+    return namespace_details(ref.ns, summary=summary)
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.widgets import RichLog
 
 from ovlinspect.hazards import CATALOGUE
 from ovlinspect.model import Handle, Hazard, Layer, Namespace, Overlay, Scan, worst
 from ovlinspect.textsafe import visible
 from ovlinspect.tui import labels
-from ovlinspect.tui.view import ordered_layers
+from ovlinspect.tui.view import Summary, ordered_layers
 
 MAX_PROCESSES = 200
 
@@ -53,33 +51,45 @@ def _handle(handle: Handle | None) -> Text | None:
 
 
 def hazard_block(hazards: list[Hazard]) -> RenderableType:
-    """Each hazard: badge, code and layer, then its message, the catalogue meaning and a hint."""
+    """Hazards grouped by code, worst first: where, each message, the meaning, what to do.
+
+    One grid for all of them: a mount with a dozen ``symlink`` findings shows the hint once.
+    """
     if not hazards:
         return Text.assemble(labels.badge(None, pad=False), " no hazards found")
-    parts: list[RenderableType] = []
-    for hazard in sorted(hazards, key=lambda h: -h.severity.rank):
-        head = labels.badge(hazard.severity, pad=False)
-        head.append(" ")
-        head.append(visible(hazard.code), style="bold")
-        if hazard.layer:
-            head.append(f"  on {visible(hazard.layer)}", style="dim")
-        grid = _grid()
-        _row(grid, "  what", hazard.message)
-        kind = CATALOGUE.get(hazard.code)
-        if kind is not None and kind.meaning != hazard.message:
+    by_code: dict[str, list[Hazard]] = {}
+    for hazard in hazards:
+        by_code.setdefault(hazard.code, []).append(hazard)
+    grid = _grid()
+    groups = sorted(by_code.values(), key=lambda hs: -hs[0].severity.rank)
+    for n, group in enumerate(groups):
+        first = group[0]
+        head = Text(visible(first.code), style="bold", end="")
+        where = [visible(h.layer) if h.layer else "mount" for h in group]
+        head.append(f"  on {', '.join(dict.fromkeys(where))}", style="dim")
+        if n:
+            grid.add_row("", "")
+        grid.add_row(labels.badge(first.severity, pad=False), head)
+        for message in dict.fromkeys(h.message for h in group):
+            _row(grid, "  what", message)
+        kind = CATALOGUE.get(first.code)
+        if kind is not None and kind.meaning not in (h.message for h in group):
             grid.add_row("  means", Text(kind.meaning, style="dim"))
-        _row(grid, "  do", hazard.hint)
-        parts += [head, grid]
-    return _group(*parts)
+        for hint in dict.fromkeys(h.hint for h in group):
+            _row(grid, "  do", hint)
+    return grid
 
 
-def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType:
+def namespace_details(ns: Namespace, scan: Scan | None = None,
+                      summary: Summary | None = None) -> RenderableType:
     """A namespace: its id, processes, overlay counts, notes and the hazards of its mounts."""
+    summary = summary or Summary(Scan(namespaces=[ns]))
+    worst = summary.namespace(ns)
     grid = _grid()
     _row(grid, "mount ns", None if ns.mnt_ns is None else f"mnt:[{ns.mnt_ns}]")
     _row(grid, "root pid", ns.root_pid)
     _row(grid, "overlays", len(ns.overlays))
-    _row(grid, "worst", labels.badge(ns.worst(), pad=False))
+    _row(grid, "worst", labels.badge(worst, pad=False))
     for note in ns.notes:
         _row(grid, "note", note)
     procs = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
@@ -90,22 +100,19 @@ def namespace_details(ns: Namespace, scan: Scan | None = None) -> RenderableType
         procs.add_row(str(process.pid), labels.safe(process.comm),
                       labels.safe(process.container or ""))
     lead = labels.lead_process(ns)
-    title = _title(labels.badge(ns.worst(), pad=False), "mount namespace ",
+    title = _title(labels.badge(worst, pad=False), "mount namespace ",
                    labels.process_label(lead) if lead else Text("?"))
     parts: list[RenderableType] = [title, grid, Text(), _heading("Processes"), procs]
     if len(ns.processes) > MAX_PROCESSES:
         parts.append(Text(f"… {len(ns.processes) - MAX_PROCESSES} more", style="dim"))
-    hazards = [h for o in ns.overlays for h in o.all_hazards()]
-    if hazards:
-        counts: dict[str, int] = {}
-        for h in hazards:
-            counts[h.code] = counts.get(h.code, 0) + 1
-        summary = Text(end="")
-        for code, n in sorted(counts.items()):
-            sev = next(h.severity for h in hazards if h.code == code)
-            summary.append(f"{labels.symbol(sev)} {visible(code)}", labels.severity_style(sev))
-            summary.append(f" x{n}  ")
-        parts += [Text(), _heading("Hazards of its mounts"), summary]
+    codes = summary.codes(ns)
+    if codes:
+        line = Text(end="")
+        for code, severity, n in codes:
+            line.append(f"{labels.symbol(severity)} {visible(code)}",
+                        labels.severity_style(severity))
+            line.append(f" x{n}  ")
+        parts += [Text(), _heading("Hazards of its mounts"), line]
     if scan is not None and (scan.errors or scan.privileges):
         parts += [Text(), _heading("Scan")]
         scan_grid = _grid()
@@ -194,15 +201,30 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
     return _group(title, hazard_block(layer.hazards), Text(), grid)
 
 
-class DetailsPane(VerticalScroll):
-    """A scrollable pane that shows one renderable."""
+class DetailsPane(RichLog):
+    """A scrollable pane that shows one renderable, rendered once per width (not per paint)."""
 
-    def compose(self) -> ComposeResult:
-        yield Static(Text("Waiting for the scan…", style="dim"), id="details-body",
-                     markup=False)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=False,
+                         min_width=10)
+        self.renderable: RenderableType = Text("Waiting for the scan…", style="dim")
+        self._width = 0
 
     def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
         """Replace the content; scroll back to the top unless ``keep_scroll``."""
-        self.query_one("#details-body", Static).update(renderable)
-        if not keep_scroll:
+        self.renderable = renderable
+        self._render(keep_scroll)
+
+    def _render(self, keep_scroll: bool) -> None:
+        y = self.scroll_y
+        self._width = self.scrollable_content_region.width
+        self.clear()
+        self.write(self.renderable, width=max(self._width, self.min_width), scroll_end=False)
+        if keep_scroll:
+            self.scroll_to(y=y, animate=False)
+        else:
             self.scroll_home(animate=False)
+
+    def on_resize(self) -> None:
+        if self.scrollable_content_region.width != self._width:
+            self._render(keep_scroll=True)

@@ -25,12 +25,13 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("tab", "next pane: namespaces → mounts → details"),
     ("enter / →", "open a namespace's mounts; expand a mount or layer"),
     ("←", "collapse, or go to the parent"),
+    ("home / end", "first / last row"),
     ("s", "save an SVG screenshot"),
     ("j", "write the selected mount as JSON to a file"),
     ("y", "copy the selected mount's JSON to the clipboard"),
     ("ctrl+p", "command palette: every action, jump to a pid or a mount point"),
     ("?", "this help"),
-    ("q", "quit"),
+    ("q", "quit (here: close this help)"),
 )
 
 
@@ -42,7 +43,7 @@ def help_renderable() -> RenderableType:
     for key, what in KEYS:
         keys.add_row(key, what)
 
-    legend = Text(end="")
+    legend = Text()
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO, None):
         legend.append_text(labels.badge(severity, pad=False))
         legend.append("   ")
@@ -60,7 +61,7 @@ def help_renderable() -> RenderableType:
         text = Text(kind.meaning, end="")
         text.append("\n→ ", style="bold")
         text.append(kind.hint, style="dim")
-        codes.add_row(labels.badge(kind.severity), kind.code, text)
+        codes.add_row(labels.badge(kind.severity), Text(kind.code), text)
 
     heading = "bold underline"
     return Group(

@@ -27,8 +27,11 @@ def safe(text: str | None, style: str = "") -> Text:
 def badge(severity: Severity | None, *, pad: bool = True) -> Text:
     """The severity badge (symbol and word, e.g. ``✖ error``), padded to a fixed width."""
     label = severity_badge(severity)
-    return Text(label.ljust(BADGE_WIDTH) if pad else label, style=severity_style(severity),
-                end="")
+    text = Text(end="")  # a styled span, not a base style: what is appended stays plain
+    text.append(label, style=severity_style(severity))
+    if pad:
+        text.append(" " * (BADGE_WIDTH - len(label)))
+    return text
 
 
 def symbol(severity: Severity | None) -> str:
@@ -43,21 +46,22 @@ def word(severity: Severity | None) -> str:
 
 def verified(value: Verified) -> Text:
     """The verification result as a symbol and a word."""
-    return Text(VERIFIED_BADGE[value], style=VERIFIED_STYLE[value], end="")
+    text = Text(end="")
+    text.append(VERIFIED_BADGE[value], style=VERIFIED_STYLE[value])
+    return text
 
 
 def hazard_codes(hazards: Iterable[Hazard]) -> Text:
     """``▲ relative-path ✖ stale-path``: each distinct code with its severity symbol."""
     text = Text(end="")
-    seen: set[str] = set()
-    for hazard in sorted(hazards, key=lambda h: -h.severity.rank):
-        if hazard.code in seen:
-            continue
-        seen.add(hazard.code)
+    first: dict[str, Severity] = {}
+    for hazard in hazards:
+        first.setdefault(hazard.code, hazard.severity)
+    for code, severity in sorted(first.items(), key=lambda item: -item[1].rank):
         if text:
             text.append(" ")
-        text.append(f"{symbol(hazard.severity)} ", style=severity_style(hazard.severity))
-        text.append(visible(hazard.code), style=severity_style(hazard.severity))
+        text.append(f"{symbol(severity)} ", style=severity_style(severity))
+        text.append(visible(code), style=severity_style(severity))
     return text
 
 
@@ -79,7 +83,8 @@ def lead_process(ns: Namespace) -> Process | None:
     return ns.processes[0] if ns.processes else None
 
 
-def namespace_cells(ns: Namespace, overlays: int) -> tuple[Text, Text, Text, Text]:
+def namespace_cells(ns: Namespace, overlays: int,
+                    worst: Severity | None) -> tuple[Text, Text, Text, Text]:
     """The cells of a namespace row: badge, pid, process (+ others), overlays shown."""
     lead = lead_process(ns)
     pid = lead.pid if lead else ns.root_pid
@@ -88,20 +93,20 @@ def namespace_cells(ns: Namespace, overlays: int) -> tuple[Text, Text, Text, Tex
     if others > 0:
         who.append(f" +{others}", style="dim")
     return (
-        badge(ns.worst()),
+        badge(worst),
         Text("" if pid is None else str(pid), justify="right"),
         who,
         Text(str(overlays), justify="right"),
     )
 
 
-def mount_label(overlay: Overlay) -> Text:
+def mount_label(overlay: Overlay, worst: Severity | None) -> Text:
     """A mount row: badge, mount point, fs type, mount id and the distinct hazard codes."""
-    text = badge(overlay.worst())
+    text = badge(worst)
     text.append(" ")
     text.append(visible(overlay.mount_point), style="bold")
     text.append(f"  {visible(overlay.fs_type)} #{overlay.mount_id}", style="dim")
-    codes = hazard_codes(overlay.all_hazards())
+    codes = hazard_codes(overlay.all_hazards()) if worst is not None else None
     if codes:
         text.append("  ")
         text.append_text(codes)
@@ -110,7 +115,8 @@ def mount_label(overlay: Overlay) -> Text:
 
 def layer_label(layer: Layer) -> Text:
     """A layer row: role, declared path, verification and the layer's hazard codes."""
-    text = Text(f"{layer.label:<8} ", style="bold magenta", end="")
+    text = Text(end="")
+    text.append(f"{layer.label:<8} ", style="bold magenta")
     text.append(visible(layer.declared))
     text.append("  ")
     text.append_text(verified(layer.verified))
@@ -133,7 +139,8 @@ def hazard_label(hazard: Hazard) -> Text:
 
 def fact_label(name: str, value: Text | str | None) -> Text:
     """A ``name  value`` row under a layer; ``value`` strings are untrusted."""
-    text = Text(f"{name:<10} ", style="dim", end="")
+    text = Text(end="")
+    text.append(f"{name:<10} ", style="dim")
     if isinstance(value, Text):
         text.append_text(value)
     elif value is None:

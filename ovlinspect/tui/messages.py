@@ -10,11 +10,10 @@ from ovlinspect.model import Scan
 class ScanDone(Message):
     """A scan finished."""
 
-    def __init__(self, generation: int, scan: Scan, seconds: float) -> None:
+    def __init__(self, generation: int, scan: Scan) -> None:
         super().__init__()
         self.generation = generation
         self.scan = scan
-        self.seconds = seconds
 
 
 class ScanFailed(Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -10,12 +11,13 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ovlinspect.model import Layer, Namespace, Overlay
+from ovlinspect.model import Layer, Namespace, Overlay, Severity
 from ovlinspect.tui import labels
 from ovlinspect.tui.view import ordered_layers
 
 Kind = Literal["mount", "layer", "fact", "hazard", "empty"]
 NodeKey = tuple[str, ...]
+BATCH = 200
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +29,17 @@ class NodeRef:
     ns: Namespace
     overlay: Overlay | None = None
     layer: Layer | None = None
+
+
+@dataclass
+class _Batch:
+    """What the batches of one show_namespace() call need."""
+
+    ns: Namespace
+    ns_key: str
+    worst_of: Callable[[Overlay], Severity | None]
+    expanded: Set[NodeKey]
+    cursor: NodeKey | None
 
 
 def _layer_facts(layer: Layer) -> list[tuple[str, Text | str | None]]:
@@ -60,6 +73,8 @@ class MountTree(Tree[NodeRef]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("right", "expand_or_child", "Expand", show=False),
         Binding("left", "collapse_or_parent", "Collapse", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
     ]
     ICON_NODE = "▶ "
     ICON_NODE_EXPANDED = "▼ "
@@ -69,23 +84,93 @@ class MountTree(Tree[NodeRef]):
         self.show_root = False
         self.guide_depth = 3
         self._built: set[int] = set()
+        self._pending: list[Overlay] = []
+        self._fill = 0
+        self._batch: _Batch | None = None
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
         """Cheaper than rendering each label (the tree asks this of every line)."""
-        return node._label.cell_len + (2 if node.allow_expand else 0)
+        return node.label.cell_len + (2 if node.allow_expand else 0)
 
-    def show_namespace(self, ns: Namespace, overlays: list[Overlay], ns_key: str) -> None:
-        """Replace the tree with ``overlays`` (collapsed; children are built on expand)."""
+    def show_namespace(self, ns: Namespace, overlays: list[Overlay], ns_key: str,
+                       worst_of: Callable[[Overlay], Severity | None],
+                       expanded: Set[NodeKey] = frozenset(),
+                       cursor: NodeKey | None = None) -> None:
+        """Replace the tree with ``overlays``, collapsed but for the ``expanded`` keys.
+
+        Mounts are added in growing batches, one per refresh, so thousands of mounts paint at
+        once; the cursor goes back to ``cursor`` (or its nearest ancestor) when that appears.
+        """
         self.clear()
         self._built.clear()
+        self._fill += 1
         if not overlays:
             what = "no overlay mounts match the filter" if ns.overlays else "no overlay mounts"
             self.root.add_leaf(Text(f"({what})", style="dim"),
                                NodeRef("empty", (ns_key, "empty"), ns))
+            self._pending = []
             return
-        for overlay in overlays:
-            self.root.add(labels.mount_label(overlay),
-                          NodeRef("mount", (ns_key, str(overlay.mount_id)), ns, overlay))
+        self._pending = list(overlays)
+        self._batch = _Batch(ns, ns_key, worst_of, expanded, cursor)
+        self._add_batch(self._fill, BATCH)
+
+    @property
+    def filling(self) -> bool:
+        """True while batches of mounts are still being added."""
+        return bool(self._pending)
+
+    def _add_batch(self, fill: int, size: int) -> None:
+        if fill != self._fill:  # a newer show_namespace() took over
+            return
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        job = self._batch
+        assert job is not None
+        first = not self.root.children
+        added = [
+            self.root.add(labels.mount_label(overlay, job.worst_of(overlay)),
+                          NodeRef("mount", (job.ns_key, str(overlay.mount_id)), job.ns, overlay))
+            for overlay in chunk
+        ]
+        if not self._restore(added, job) and first:
+            self._place_cursor(added[0])  # the wanted node may still come in a later batch
+        if self._pending:
+            self.call_after_refresh(self._add_batch, fill, size * 2)
+
+    def _restore(self, nodes: list[TreeNode[NodeRef]], job: _Batch) -> bool:
+        """Re-expand the ``job.expanded`` keys among ``nodes``; True if the cursor went back."""
+        stack = list(nodes)
+        found: dict[NodeKey, TreeNode[NodeRef]] = {}
+        while stack:
+            node = stack.pop()
+            if node.data is None:
+                continue
+            found[node.data.key] = node
+            if node.data.key in job.expanded:
+                self.populate(node)
+                node.expand()
+                stack.extend(node.children)
+        if job.cursor is None:
+            return False
+        for length in range(len(job.cursor), 0, -1):
+            target = found.get(job.cursor[:length])
+            if target is not None:
+                self._place_cursor(target)
+                job.cursor = None
+                return True
+        return False
+
+    def select_key(self, key: NodeKey) -> None:
+        """Put the cursor on the node keyed ``key``, now or when its batch arrives."""
+        for node in self.walk():
+            if node.data is not None and node.data.key == key:
+                self._place_cursor(node)
+                return
+        if self._pending and self._batch is not None:
+            self._batch.cursor = key
+
+    def _place_cursor(self, node: TreeNode[NodeRef]) -> None:
+        _ = self.last_line  # lay out the lines so the node knows its line
+        self.move_cursor(node)
 
     def populate(self, node: TreeNode[NodeRef]) -> None:
         """Build ``node``'s children once: a mount's hazards and layers, a layer's facts."""
@@ -132,6 +217,16 @@ class MountTree(Tree[NodeRef]):
             self.populate(node)
             node.expand()
 
+    def action_first(self) -> None:
+        """Home: the first line."""
+        if self.last_line >= 0:
+            self.cursor_line = 0
+
+    def action_last(self) -> None:
+        """End: the last line."""
+        if self.last_line >= 0:
+            self.cursor_line = self.last_line
+
     def action_collapse_or_parent(self) -> None:
         """Left arrow: collapse the node, or step out to its parent."""
         node = self.cursor_node
@@ -155,26 +250,3 @@ class MountTree(Tree[NodeRef]):
     def expanded_keys(self) -> set[NodeKey]:
         """Keys of the expanded nodes."""
         return {n.data.key for n in self.walk() if n.is_expanded and n.data is not None}
-
-    def restore(self, expanded: set[NodeKey], cursor: NodeKey | None) -> None:
-        """Re-expand the nodes of ``expanded`` and put the cursor back on ``cursor``.
-
-        A cursor key that no longer exists falls back to its nearest surviving ancestor.
-        """
-        if expanded:
-            stack = list(self.root.children)
-            while stack:
-                node = stack.pop()
-                if node.data is not None and node.data.key in expanded:
-                    self.populate(node)
-                    node.expand()
-                    stack.extend(node.children)
-        if cursor is None:
-            return
-        by_key = {n.data.key: n for n in self.walk() if n.data is not None}
-        for length in range(len(cursor), 0, -1):
-            target = by_key.get(cursor[:length])
-            if target is not None:
-                _ = self.last_line  # lay out the lines so the node knows its line
-                self.move_cursor(target)
-                return

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
+from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from ovlinspect.tui import labels
@@ -13,6 +16,10 @@ COLUMNS = (("badge", "hazard"), ("pid", "pid"), ("process", "process"), ("ovl", 
 BATCH = 200
 
 
+def _cells(view: NamespaceView) -> tuple[Text, ...]:
+    return labels.namespace_cells(view.ns, len(view.overlays), view.worst)
+
+
 class NamespaceTable(DataTable[object]):
     """One row per namespace, keyed by :func:`~ovlinspect.tui.view.ns_key`.
 
@@ -20,10 +27,16 @@ class NamespaceTable(DataTable[object]):
     that keeps the same rows only updates their cells, so the cursor and scroll stay put.
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.row_keys: list[str] = []
         self._index: dict[str, int] = {}
+        self._cells: dict[str, tuple[Text, ...]] = {}
         self._pending: list[NamespaceView] = []
         self._want_cursor: str | None = None
         self._fill = 0
@@ -50,15 +63,18 @@ class NamespaceTable(DataTable[object]):
         keys = [v.key for v in views]
         if keys == self.row_keys and not self._pending:
             for view in views:
-                cells = labels.namespace_cells(view.ns, len(view.overlays))
-                for (col, _), cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(view.key, col, cell)
+                cells = _cells(view)
+                old = self._cells.get(view.key)
+                for i, ((col, _), cell) in enumerate(zip(COLUMNS, cells, strict=True)):
+                    if old is None or old[i] != cell:
+                        self.update_cell(view.key, col, cell)
+                self._cells[view.key] = cells
             self.move_to(cursor)
             if done:
                 done()
             return
         self.clear()
-        self.row_keys, self._index = [], {}
+        self.row_keys, self._index, self._cells = [], {}, {}
         self._pending = list(views)
         self._want_cursor = cursor
         self._fill += 1
@@ -71,7 +87,8 @@ class NamespaceTable(DataTable[object]):
         for view in batch:
             self._index[view.key] = len(self.row_keys)
             self.row_keys.append(view.key)
-            self.add_row(*labels.namespace_cells(view.ns, len(view.overlays)), key=view.key)
+            self._cells[view.key] = cells = _cells(view)
+            self.add_row(*cells, key=view.key)
         if self._want_cursor in self._index:
             self.move_to(self._want_cursor)
             self._want_cursor = None

@@ -60,17 +60,18 @@ def _mount_matches(overlay: Overlay, term: str) -> bool:
 
 @dataclass
 class NamespaceView:
-    """One namespace as shown: the namespace and its overlays that pass the filter."""
+    """One namespace as shown: the overlays that pass the filter, and its worst severity."""
 
     ns: Namespace
     overlays: list[Overlay]
+    worst: Severity | None = None
 
     @property
     def key(self) -> str:
         return ns_key(self.ns)
 
 
-def apply_filter(scan: Scan, flt: Filter) -> list[NamespaceView]:
+def apply_filter(scan: Scan, flt: Filter, summary: Summary | None = None) -> list[NamespaceView]:
     """The namespaces and mounts that pass ``flt``, in scan order.
 
     A mount passes when every term matches one of its paths, its mount id, a hazard code, or a
@@ -78,6 +79,7 @@ def apply_filter(scan: Scan, flt: Filter) -> list[NamespaceView]:
     when one of its mounts passes, or (with no hazard toggle) when every term matches its processes.
     """
     terms = flt.terms
+    summary = summary or Summary(scan)
     shown: list[NamespaceView] = []
     for ns in scan.namespaces:
         by_process = {t for t in terms if _process_matches(ns, t)}
@@ -85,12 +87,58 @@ def apply_filter(scan: Scan, flt: Filter) -> list[NamespaceView]:
         overlays = [
             o
             for o in ns.overlays
-            if (not flt.hazards_only or o.all_hazards())
+            if (not flt.hazards_only or summary.overlay(o) is not None)
             and all(_mount_matches(o, t) for t in rest)
         ]
         if overlays or (not rest and not flt.hazards_only):
-            shown.append(NamespaceView(ns, overlays))
+            shown.append(NamespaceView(ns, overlays, summary.namespace(ns)))
     return shown
+
+
+class Summary:
+    """Worst severities and hazard counts of one scan, computed once (big hosts ask often)."""
+
+    def __init__(self, scan: Scan) -> None:
+        self._overlay: dict[int, Severity | None] = {}
+        self._ns: dict[int, Severity | None] = {}
+        self._codes: dict[int, Counter[str]] = {}
+        self._code_severity: dict[str, Severity] = {}
+        for ns in scan.namespaces:
+            ns_rank, codes = -1, Counter[str]()
+            for overlay in ns.overlays:
+                rank = -1
+                for hazards in (overlay.hazards, *(layer.hazards for layer in overlay.layers)):
+                    for h in hazards:
+                        rank = max(rank, h.severity.rank)
+                        codes[h.code] += 1
+                        self._code_severity.setdefault(h.code, h.severity)
+                self._overlay[id(overlay)] = _BY_RANK.get(rank)
+                ns_rank = max(ns_rank, rank)
+            self._ns[id(ns)] = _BY_RANK.get(ns_rank)
+            self._codes[id(ns)] = codes
+
+    def overlay(self, overlay: Overlay) -> Severity | None:
+        """The worst severity of ``overlay`` (computed now if it was not in the scan)."""
+        try:
+            return self._overlay[id(overlay)]
+        except KeyError:
+            return overlay.worst()
+
+    def namespace(self, ns: Namespace) -> Severity | None:
+        """The worst severity over all of ``ns``'s overlays."""
+        try:
+            return self._ns[id(ns)]
+        except KeyError:
+            return ns.worst()
+
+    def codes(self, ns: Namespace) -> list[tuple[str, Severity, int]]:
+        """Each hazard code found in ``ns``'s mounts with its severity and count, worst first."""
+        counts = self._codes.get(id(ns), Counter())
+        rows = [(code, self._code_severity[code], n) for code, n in counts.items()]
+        return sorted(rows, key=lambda row: (-row[1].rank, row[0]))
+
+
+_BY_RANK = {s.rank: s for s in Severity}
 
 
 @dataclass
@@ -104,8 +152,9 @@ class Counts:
     severities: Counter[Severity] = field(default_factory=Counter)
 
 
-def count(scan: Scan, views: list[NamespaceView]) -> Counts:
-    """Totals over the scan, and hazards by worst severity over the shown mounts."""
+def count(scan: Scan, views: list[NamespaceView], summary: Summary | None = None) -> Counts:
+    """Totals over the scan, and shown mounts by their worst severity."""
+    summary = summary or Summary(scan)
     counts = Counts(
         namespaces=len(scan.namespaces),
         mounts=sum(len(ns.overlays) for ns in scan.namespaces),
@@ -114,7 +163,7 @@ def count(scan: Scan, views: list[NamespaceView]) -> Counts:
     )
     for view in views:
         for overlay in view.overlays:
-            worst = overlay.worst()
+            worst = summary.overlay(overlay)
             if worst is not None:
                 counts.severities[worst] += 1
     return counts

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from ovlinspect.scan import scan
+
 from scenario import overlay_at, running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build overlay mounts")

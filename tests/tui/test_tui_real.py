@@ -1,0 +1,146 @@
+"""The TUI on a real private mount namespace with two overlays (one healthy, one relative).
+
+The tmpfs and overlays exist only inside a namespace made by ``unshare -m``; the host's mount
+table is never touched (tests/conftest.py checks that).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from tuikit import SIZE, run, screen_text, settle, wait_for
+
+from ovlinspect.tui.app import OvlInspectApp
+from ovlinspect.tui.watch import MountWatcher
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ovlinspect.scan") is None,
+                                reason="ovlinspect.scan (the live scanner) is not written yet")
+
+SCRIPT = """set -e
+mount -t tmpfs ovltui "$D"
+cd "$D"
+mkdir -p abs/l1 abs/l2 abs/u abs/w abs/m rel/l1 rel/l2 rel/u rel/w rel/m more/l more/u more/w \
+    more/m
+echo one > abs/l1/a; echo two > abs/l2/b; echo one > rel/l1/a; echo two > rel/l2/b
+mount -t overlay healthy -o lowerdir="$D/abs/l1:$D/abs/l2,upperdir=$D/abs/u,workdir=$D/abs/w" \
+    "$D/abs/m"
+cd rel
+mount -t overlay relative -o lowerdir=l1:l2,upperdir=u,workdir=w m
+echo ready
+exec sleep 1000
+"""
+
+
+@dataclass
+class Lab:
+    pid: int
+    root: str
+
+    def nsenter(self, *argv: str) -> None:
+        """Run a command inside the lab's mount namespace (never the host's)."""
+        subprocess.run(["nsenter", "-t", str(self.pid), "-m", *argv], check=True, timeout=10)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """A private mount namespace: tmpfs on a fresh temp dir, two overlays in it."""
+    root = tempfile.mkdtemp(prefix="ovlinspect-tui-")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", SCRIPT],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "D": root})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            proc.wait(timeout=10)
+            err = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"cannot build the private mount namespace: {err.strip()}")
+        yield Lab(proc.pid, root)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _app(lab: Lab, **kwargs: object) -> OvlInspectApp:
+    from ovlinspect.scan import scan
+
+    app = OvlInspectApp(lambda: scan(pids=[lab.pid]), focus_pids=[lab.pid], **kwargs)  # type: ignore[arg-type]
+    app.animation_level = "none"
+    return app
+
+
+def test_real_namespace_shows_relative_path_hazard(lab: Lab) -> None:
+    async def body() -> None:
+        app = _app(lab)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.scan is not None
+            assert app.ns_table.row_keys == [f"mnt:{app.scan.namespaces[0].mnt_ns}"]
+            assert app.ns_table.get_cell(app.ns_table.row_keys[0], "badge").plain.strip() \
+                == "▲ warn"
+            mounts = {n.data.overlay.mount_point: n for n in app.mount_tree.root.children}
+            healthy, relative = mounts[f"{lab.root}/abs/m"], mounts[f"{lab.root}/rel/m"]
+            assert healthy.label.plain.startswith("✔ ok ")
+            assert relative.label.plain.startswith("▲ warn ")
+            assert "▲ relative-path" in relative.label.plain
+            app.mount_tree.move_cursor(relative)
+            await pilot.press("right", "down", "down", "down")  # upper, work, lower[0]
+            await pilot.pause()
+            layer = app.mount_tree.cursor_node
+            assert layer.data.key[-1] == "lower[0]"
+            assert layer.label.plain.split()[:2] == ["lower[0]", "l1"]
+            assert "▲ relative-path" in layer.label.plain and "✔ match" in layer.label.plain
+            text = screen_text(app)
+            assert f"real_path {lab.root}/rel/l1" in text
+            assert "relative-path" in text
+
+    run(body)
+
+
+def test_mount_table_change_triggers_a_rescan(lab: Lab) -> None:
+    async def body() -> None:
+        app = _app(lab, watch_mounts=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.scan is not None)
+            assert len(app.mount_tree.root.children) == 2
+            m = lab.root + "/more"
+            lab.nsenter("mount", "-t", "overlay", "third", "-o",
+                        f"lowerdir={m}/l,upperdir={m}/u,workdir={m}/w", f"{m}/m")
+            # no key pressed: POLLPRI on mountinfo, debounce, rescan
+            await wait_for(pilot, lambda: len(app.mount_tree.root.children) == 3)
+            app.exit()
+
+    run(body)
+
+
+def test_mount_watcher_reports_changes_of_a_namespace(lab: Lab) -> None:
+    import threading
+
+    watcher = MountWatcher()
+    seen: list[list[int]] = []
+    watcher.set_pids([lab.pid])
+    thread = threading.Thread(target=watcher.run, args=(seen.append,), kwargs={"timeout": 0.1})
+    thread.start()
+    try:
+        time.sleep(0.3)
+        assert seen == []  # opening the fds is not a change
+        lab.nsenter("mount", "-t", "tmpfs", "extra", f"{lab.root}/more/m")
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen and seen[0] == [lab.pid]
+        watcher.set_pids([])  # dropping a pid closes its fd
+    finally:
+        watcher.stop()
+        thread.join(5)
+        watcher.close()
+    assert not thread.is_alive()
