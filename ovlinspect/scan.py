@@ -101,13 +101,12 @@ class _Group:
     key: tuple[str, int | str]
     mnt_ns: int | None
     procs: list[Process] = field(default_factory=list)
-    ppids: dict[int, int] = field(default_factory=dict)
     unreadable: bool = False
 
 
 def _processes(pids: Iterable[int] | None) -> list[psutil.Process]:
     if pids is None:
-        return list(psutil.process_iter(["pid", "name", "ppid"]))
+        return list(psutil.process_iter(["pid", "name"]))
     procs = []
     for pid in pids:
         try:
@@ -119,16 +118,19 @@ def _processes(pids: Iterable[int] | None) -> list[psutil.Process]:
     return procs
 
 
-def _group(procs: list[psutil.Process]) -> list[_Group]:
+def _group(procs: list[psutil.Process], *, hash_unreadable: bool = True) -> list[_Group]:
+    """Processes by mount namespace; unreadable ones by mountinfo hash (or dropped)."""
     groups: dict[tuple[str, int | str], _Group] = {}
     for proc in procs:
         try:
-            pid, name, ppid = proc.pid, proc.name(), proc.ppid()
+            pid, name = proc.pid, proc.name()
         except psutil.Error:
             continue  # exited mid-scan
         ns = _ns_inode(pid)
         if ns is not None:
             key: tuple[str, int | str] = ("ns", ns)
+        elif not hash_unreadable:
+            continue
         else:
             # ns/mnt needs ptrace access; processes with identical mount tables share one.
             try:
@@ -139,7 +141,6 @@ def _group(procs: list[psutil.Process]) -> list[_Group]:
             key = ("mountinfo", digest)
         group = groups.setdefault(key, _Group(key, ns, unreadable=ns is None))
         group.procs.append(Process(pid=pid, comm=name))
-        group.ppids[pid] = ppid
     return list(groups.values())
 
 
@@ -190,7 +191,8 @@ class Scanner:
         wanted = {g.mnt_ns for g in groups if g.mnt_ns is not None}
         if not wanted:
             return groups
-        everyone = {g.key: g for g in _group(_processes(None)) if g.mnt_ns in wanted}
+        everyone = {g.key: g for g in _group(_processes(None), hash_unreadable=False)
+                    if g.mnt_ns in wanted}
         return list(everyone.values()) + [g for g in groups if g.mnt_ns is None]
 
     def _namespace(self, group: _Group, result: Scan) -> Namespace | None:
