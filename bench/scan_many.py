@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 
-from ovlinspect.scan import scan
+from ovlinspect.engine.scan import scan
 
 from scenario import running
 

@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from ovlinspect.hazards import hazard
 from ovlinspect.model import Handle, Layer, Namespace, Overlay, OverlayOptions, Process, Scan
+from ovlinspect.model.hazards import hazard
 from ovlinspect.tui.app import OvlInspectApp
 
 D = "/var/lib/docker/overlay2"

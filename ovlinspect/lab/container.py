@@ -16,7 +16,7 @@ import select
 import signal
 from dataclasses import dataclass
 
-from ovlinspect.lab import mountapi as m
+from ovlinspect.kernel import mountapi as m
 from ovlinspect.lab.scenarios import BASE, LAYERS, Context, ScenarioInfo, fill_layer, make_info
 
 COMM = "demo-container"

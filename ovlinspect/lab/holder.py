@@ -18,8 +18,8 @@ import sys
 import time
 from typing import Any
 
+from ovlinspect.kernel import mountapi as m
 from ovlinspect.lab import container
-from ovlinspect.lab import mountapi as m
 from ovlinspect.lab.scenarios import BASE, Context, Skipped, build_all, sort
 
 USERNS_REFUSED = (

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from ovlinspect.lab import mountapi as m
+from ovlinspect.kernel import mountapi as m
 
 BASE = "/tmp/ovlinspect-demo"
 LAYERS = f"{BASE}/.layers"

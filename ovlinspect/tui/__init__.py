@@ -10,10 +10,10 @@ from ovlinspect.tui.app import OvlInspectApp, Scanner
 
 
 def live_scanner(pids: list[int] | None) -> Scanner:
-    """A scanner that reads the live system (``ovlinspect.scan``), imported when first used."""
+    """A scanner of the live system (``ovlinspect.engine.scan``), imported when first used."""
 
     def run() -> Scan:
-        from ovlinspect.scan import scan
+        from ovlinspect.engine.scan import scan
 
         return scan(pids=pids)
 

@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from ovlinspect.model import Overlay, Scan, Severity
-from ovlinspect.textsafe import visible
+from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
 from ovlinspect.tui.commands import OvlCommands
 from ovlinspect.tui.details import (
@@ -50,7 +50,7 @@ DEBOUNCE = 0.5
 
 def describe_error(error: BaseException) -> str:
     """A one-line, user-facing description of a failed scan (a ScanError is already one)."""
-    from ovlinspect.scan import ScanError
+    from ovlinspect.engine.scan import ScanError
 
     if isinstance(error, ScanError):
         return str(error)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
 from textual.content import Content
 
-from ovlinspect.textsafe import visible
+from ovlinspect.report.textsafe import visible
 from ovlinspect.tui.view import ns_key
 
 if TYPE_CHECKING:

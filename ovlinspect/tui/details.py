@@ -7,9 +7,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ovlinspect.hazards import CATALOGUE
 from ovlinspect.model import Handle, Hazard, Layer, Namespace, Overlay, Scan, worst
-from ovlinspect.textsafe import visible
+from ovlinspect.model.hazards import CATALOGUE
+from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
 from ovlinspect.tui.view import Summary, ordered_layers
 

@@ -6,8 +6,8 @@ import json
 import os
 import time
 
-from ovlinspect.jsonreport import overlay_dict
 from ovlinspect.model import Overlay
+from ovlinspect.report.jsonreport import overlay_dict
 
 
 def overlay_json(overlay: Overlay) -> str:

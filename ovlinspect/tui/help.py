@@ -13,8 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ovlinspect.hazards import CATALOGUE
 from ovlinspect.model import Severity, Verified
+from ovlinspect.model.hazards import CATALOGUE
 from ovlinspect.tui import labels
 
 KEYS: tuple[tuple[str, str], ...] = (

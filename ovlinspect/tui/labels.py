@@ -1,6 +1,6 @@
 """Rich ``Text`` builders for every label the TUI shows: badges, rows, tree nodes.
 
-Every string read from the system goes through :func:`~ovlinspect.textsafe.visible` and then
+Every string read from the system goes through :func:`~ovlinspect.report.textsafe.visible` and then
 into ``Text(...)``; nothing here is ever parsed as markup.  Colour is never the only signal: each
 badge carries a symbol and a word.
 """
@@ -11,10 +11,10 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from ovlinspect.badges import VERIFIED_BADGE, VERIFIED_STYLE, severity_badge
-from ovlinspect.badges import severity_style as severity_style
 from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Process, Severity, Verified
-from ovlinspect.textsafe import visible
+from ovlinspect.report.badges import VERIFIED_BADGE, VERIFIED_STYLE, severity_badge
+from ovlinspect.report.badges import severity_style as severity_style
+from ovlinspect.report.textsafe import visible
 
 BADGE_WIDTH = 7
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ovlinspect.scan import scan
+from ovlinspect.engine.scan import scan
 
 from scenario import overlay_at, running
 

@@ -9,11 +9,11 @@ from io import StringIO
 
 from rich.console import Console
 
-from ovlinspect.hazards import CATALOGUE, hazard
-from ovlinspect.jsonreport import dumps
 from ovlinspect.model import Layer, Namespace, Overlay, OverlayOptions, Process, Scan, Verified
-from ovlinspect.plaintree import print_scan
-from ovlinspect.textsafe import visible
+from ovlinspect.model.hazards import CATALOGUE, hazard
+from ovlinspect.report.jsonreport import dumps
+from ovlinspect.report.plain import print_scan
+from ovlinspect.report.textsafe import visible
 
 from scenario import REPO
 

@@ -109,7 +109,7 @@ echo ready; exec sleep 600
 
 CONTAINER = """
 import json, os, time
-from ovlinspect.lab import mountapi as m
+from ovlinspect.kernel import mountapi as m
 for d in ("l1", "u", "w", "m"):
     os.makedirs(f"{T}/{d}")
 open(f"{T}/l1/etc-release", "w").write("lower\\n")
@@ -145,7 +145,7 @@ def test_new_api_lowerdir_plus_and_datadir_plus_with_awkward_names() -> None:
     names = ["low,er:1 a", "low,er:2 b", "da:ta, x"]
     script = f"""
 import os, time
-from ovlinspect.lab import mountapi as m
+from ovlinspect.kernel import mountapi as m
 m.mount("lab", T, "tmpfs")
 names = {names!r}
 for i, n in enumerate(names):

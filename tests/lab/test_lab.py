@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from ovlinspect.kernel import mountapi as m
 from ovlinspect.lab import BASE, Lab, LabError
-from ovlinspect.lab import mountapi as m
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -445,7 +445,7 @@ def test_wrappers_raise_oserror_with_errno() -> None:
 
 NEW_API_SCRIPT = """
 import os
-from ovlinspect.lab import mountapi as m
+from ovlinspect.kernel import mountapi as m
 m.unshare(m.CLONE_NEWNS)
 m.make_rprivate("/")
 m.mount("t", "/tmp", "tmpfs", 0, "mode=755")

@@ -1,4 +1,4 @@
-"""Tests for ovlinspect.mountinfo, plus the real-world samples run through both parsers."""
+"""Tests for ovlinspect.mounts.mountinfo, plus the real-world samples run through both parsers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ovlinspect.mountinfo import MountEntry, MountinfoError, parse, parse_line, unescape
-from ovlinspect.overlayopts import is_volatile, parse_overlay_options
+from ovlinspect.mounts.mountinfo import MountEntry, MountinfoError, parse, parse_line, unescape
+from ovlinspect.mounts.overlayopts import is_volatile, parse_overlay_options
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -1,11 +1,11 @@
-"""Tests for ovlinspect.overlayopts: splitting, unescaping, layer grammar, replay data."""
+"""Tests for ovlinspect.mounts.overlayopts: splitting, unescaping, layer grammar, replay data."""
 
 from __future__ import annotations
 
 import pytest
 
 from ovlinspect.model import OverlayOptions
-from ovlinspect.overlayopts import (
+from ovlinspect.mounts.overlayopts import (
     is_volatile,
     legacy_data,
     parse_overlay_options,

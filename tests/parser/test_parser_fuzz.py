@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ovlinspect.model import OverlayOptions
-from ovlinspect.mountinfo import MountEntry, parse, parse_line, unescape
-from ovlinspect.overlayopts import legacy_data, parse_overlay_options, split_options
+from ovlinspect.mounts.mountinfo import MountEntry, parse, parse_line, unescape
+from ovlinspect.mounts.overlayopts import legacy_data, parse_overlay_options, split_options
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -20,8 +20,8 @@ from tuikit import (
     wait_for,
 )
 
-from ovlinspect.hazards import CATALOGUE
 from ovlinspect.model import Scan
+from ovlinspect.model.hazards import CATALOGUE
 from ovlinspect.tui.help import HelpScreen
 
 HOST, WEB, CI, APP = "mnt:4026530001", "mnt:4026530002", "mnt:4026530003", "mnt:4026530004"
@@ -237,7 +237,7 @@ def test_rescan_keeps_cursor_and_expansion_and_shows_new_data() -> None:
 
 
 def test_failed_scan_is_shown_not_fatal() -> None:
-    from ovlinspect.scan import ScanError
+    from ovlinspect.engine.scan import ScanError
 
     def scanner() -> Scan:
         raise ScanError("no such process: 99999")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,8 +14,6 @@ from tuikit import load_scan
 from ovlinspect.tui import save_screenshot
 
 ROOT = Path(__file__).resolve().parents[2]
-has_scanner = pytest.mark.skipif(importlib.util.find_spec("ovlinspect.scan") is None,
-                                 reason="ovlinspect.scan (the live scanner) is not written yet")
 
 
 def _svg_text(path: Path) -> str:
@@ -43,16 +40,14 @@ def test_save_screenshot_with_pid_focuses_that_namespace(tmp_path: Path) -> None
     assert "overlay /work/ci/merged" in text  # the details pane shows its first mount
 
 
-@has_scanner
 def test_save_screenshot_raises_the_scan_error(tmp_path: Path) -> None:
-    from ovlinspect.scan import ScanError
+    from ovlinspect.engine.scan import ScanError
 
     with pytest.raises(ScanError, match="not a process id"):
         save_screenshot(str(tmp_path / "x.svg"), pids=[0])
     assert not (tmp_path / "x.svg").exists()
 
 
-@has_scanner
 def test_python_m_ovlinspect_screenshot(tmp_path: Path) -> None:
     out = tmp_path / "live.svg"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

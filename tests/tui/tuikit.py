@@ -72,8 +72,8 @@ def find_node(app: OvlInspectApp, *key: str) -> Any:
 
 def big_scan(namespaces: int, overlays: int) -> Scan:
     """A synthetic host: ``namespaces`` x ``overlays`` mounts, every 5th with a hazard."""
-    from ovlinspect.hazards import hazard
     from ovlinspect.model import Layer, Namespace, Overlay, OverlayOptions, Process
+    from ovlinspect.model.hazards import hazard
 
     scan = Scan(source="synthetic")
     mount_id = 100

@@ -12,6 +12,24 @@ from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
+__all__ = [
+    "SCHEMA_VERSION",
+    "Handle",
+    "Hazard",
+    "Layer",
+    "Namespace",
+    "Overlay",
+    "OverlayOptions",
+    "Process",
+    "Role",
+    "Scan",
+    "Severity",
+    "SymlinkStep",
+    "Verified",
+    "plain",
+    "worst",
+]
+
 Role = Literal["upper", "work", "lower", "data"]
 
 

@@ -14,8 +14,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from ovlinspect.model import SymlinkStep
-from ovlinspect.syscalls import (
+from ovlinspect.kernel.syscalls import (
     PROC_SUPER_MAGIC,
     RESOLVE_BENEATH,
     RESOLVE_IN_ROOT,
@@ -25,6 +24,7 @@ from ovlinspect.syscalls import (
     fs_magic,
     openat2,
 )
+from ovlinspect.model import SymlinkStep
 
 MAX_SYMLINKS = 40
 _STRICT = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS

@@ -11,9 +11,9 @@ import errno
 import os
 from dataclasses import dataclass
 
-from ovlinspect.mountinfo import MountEntry
-from ovlinspect.resolve import View
-from ovlinspect.syscalls import fd_path, get_fs_uuid, open_by_handle_at
+from ovlinspect.host.view import View
+from ovlinspect.kernel.syscalls import fd_path, get_fs_uuid, open_by_handle_at
+from ovlinspect.mounts.mountinfo import MountEntry
 
 # Filesystems that never back an overlay layer and have no uuid ioctl; skipping them keeps the
 # index cheap and never touches a network or FUSE server that could hang.

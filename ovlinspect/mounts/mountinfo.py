@@ -12,7 +12,7 @@ source may be empty (two spaces in a row).  Text is expected to be decoded with
 bytes and re-decodes the same way.
 
 The super-options field is kept raw (still escaped): overlay options must be split on commas
-before they are unescaped (see :mod:`ovlinspect.overlayopts`).
+before they are unescaped (see :mod:`ovlinspect.mounts.overlayopts`).
 """
 
 from __future__ import annotations

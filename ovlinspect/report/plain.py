@@ -13,14 +13,14 @@ from rich.console import Console, Group
 from rich.text import Text
 from rich.tree import Tree
 
-from ovlinspect.badges import (
+from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Scan
+from ovlinspect.report.badges import (
     VERIFIED_BADGE,
     VERIFIED_STYLE,
     severity_badge,
     severity_style,
 )
-from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Scan
-from ovlinspect.textsafe import visible
+from ovlinspect.report.textsafe import visible
 
 PIPE_WIDTH = 160
 

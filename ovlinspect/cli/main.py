@@ -11,51 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from ovlinspect import __version__
-
-EXIT_OK = 0
-EXIT_HAZARDS = 1
-EXIT_USAGE = 2
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 120x40, not {text!r}") from None
-    if not (20 <= width <= 1000 and 10 <= height <= 1000):
-        raise argparse.ArgumentTypeError("size must be between 20x10 and 1000x1000")
-    return width, height
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
-
-def add_output_options(parser: argparse.ArgumentParser, *, plain_help: str, check_help: str,
-                       watch_help: str) -> argparse._MutuallyExclusiveGroup:
-    """The output options the main command and ``demo`` share; returns the exclusive group."""
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true", help="print the versioned JSON report")
-    out.add_argument("--plain", action="store_true", help=plain_help)
-    out.add_argument("--screenshot", metavar="FILE",
-                     help="render the TUI headless into an SVG file and exit")
-    parser.add_argument("--check", action="store_true", help=check_help)
-    parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
-                        help="terminal size for --screenshot (default 120x40)")
-    parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
-                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
-    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS", help=watch_help)
-    return out
+from ovlinspect.cli.options import EXIT_HAZARDS, EXIT_OK, EXIT_USAGE, add_output_options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The main parser (``ovlinspect demo`` has its own, in :mod:`ovlinspect.lab.demo`)."""
+    """The main parser (``ovlinspect demo`` has its own, in :mod:`ovlinspect.cli.demo`)."""
     parser = argparse.ArgumentParser(
         prog="ovlinspect",
         description="Show what overlayfs mounts are really made of, proven with file handles. "
@@ -79,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ovlinspect`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["demo"]:
-        from ovlinspect.lab.demo import main as demo_main
+        from ovlinspect.cli.demo import main as demo_main
 
         return demo_main(args_list[1:])
     args = build_parser().parse_args(args_list)
@@ -94,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ovlinspect.scan import ScanError, scan, scan_text
+    from ovlinspect.engine.scan import ScanError, scan, scan_text
 
     headless = args.json or args.plain or args.check or args.screenshot
     if not headless and not sys.stdout.isatty():
@@ -128,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _read_input(path: str) -> str:
-    from ovlinspect.scan import ScanError
+    from ovlinspect.engine.scan import ScanError
 
     try:
         if path == "-":
@@ -144,16 +104,16 @@ def _print_report(args: argparse.Namespace, result: object) -> int:
 
     assert isinstance(result, Scan)
     if args.json:
-        from ovlinspect.jsonreport import dumps
+        from ovlinspect.report.jsonreport import dumps
 
         sys.stdout.write(dumps(result) + "\n")
     elif args.plain:
-        from ovlinspect.plaintree import print_scan
+        from ovlinspect.report.plain import print_scan
 
         print_scan(result)
     if not args.check:
         return EXIT_OK
-    from ovlinspect.textsafe import visible
+    from ovlinspect.report.textsafe import visible
 
     bad = [
         (o, h)

@@ -8,7 +8,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ovlinspect.syscalls import (
+from ovlinspect.kernel.syscalls import (
     AT_EMPTY_PATH,
     AT_HANDLE_FID,
     RawHandle,

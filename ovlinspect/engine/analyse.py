@@ -14,16 +14,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ovlinspect.fsindex import FsIndex
-from ovlinspect.handles import (
+from ovlinspect.host.fsindex import FsIndex
+from ovlinspect.host.view import Resolution, View, is_fd_path
+from ovlinspect.kernel.handles import (
     OverlayFid,
     decode_overlay_handle,
     format_uuid,
     is_null_uuid,
     to_model,
 )
-from ovlinspect.hazards import hazard
-from ovlinspect.layers import (
+from ovlinspect.kernel.objects import (
     DirFacts,
     NoAtimeRefused,
     exists,
@@ -33,16 +33,16 @@ from ovlinspect.layers import (
     is_whiteout,
     list_names,
 )
-from ovlinspect.model import Layer, Overlay, OverlayOptions, Verified
-from ovlinspect.mountinfo import MountEntry, unescape
-from ovlinspect.overlayopts import is_volatile, parse_overlay_options
-from ovlinspect.resolve import Resolution, View, is_fd_path
-from ovlinspect.syscalls import (
+from ovlinspect.kernel.syscalls import (
     AT_EMPTY_PATH,
     AT_HANDLE_FID,
     AT_HANDLE_MNT_ID_UNIQUE,
     name_to_handle_at,
 )
+from ovlinspect.model import Layer, Overlay, OverlayOptions, Verified
+from ovlinspect.model.hazards import hazard
+from ovlinspect.mounts.mountinfo import MountEntry, unescape
+from ovlinspect.mounts.overlayopts import is_volatile, parse_overlay_options
 
 LEGACY_LIMIT = 4096
 PROBE_LIST_LIMIT = 512

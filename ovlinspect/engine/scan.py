@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from ovlinspect.analyse import NamespaceContext, Outer, analyse, parse_overlay
-from ovlinspect.fsindex import FsIndex
+from ovlinspect.engine.analyse import NamespaceContext, Outer, analyse, parse_overlay
+from ovlinspect.host.fsindex import FsIndex
+from ovlinspect.host.view import View, ViewError
 from ovlinspect.model import Namespace, Process, Scan
-from ovlinspect.mountinfo import MountEntry, parse
-from ovlinspect.resolve import View, ViewError
+from ovlinspect.mounts.mountinfo import MountEntry, parse
 
 OVERLAY_TYPES = ("overlay", "fuse.fuse-overlayfs", "fuse-overlayfs")
 CAP_DAC_READ_SEARCH = 2

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid as uuidlib
 from dataclasses import dataclass
 
+from ovlinspect.kernel.syscalls import RawHandle
 from ovlinspect.model import Handle
-from ovlinspect.syscalls import RawHandle
 
 OVL_FILEID_V1 = 0xF8
 OVL_FH_MAGIC = 0xFB

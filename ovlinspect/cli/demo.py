@@ -12,12 +12,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ovlinspect.cli import add_output_options
+from ovlinspect.cli.options import EXIT_OK, EXIT_USAGE, add_output_options
 from ovlinspect.lab import Lab, LabError
 
-EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +80,7 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
     if args.json or args.plain or args.check or args.screenshot:
         print_layout(lab, out)
     if args.screenshot:
-        from ovlinspect.scan import ScanError
+        from ovlinspect.engine.scan import ScanError
         from ovlinspect.tui import save_screenshot
 
         try:
@@ -97,7 +95,7 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
 
         return run_app(pids=lab.pids, scan_result=None, screenshot_dir=args.screenshot_dir,
                        watch=args.watch)
-    from ovlinspect.scan import ScanError, scan
+    from ovlinspect.engine.scan import ScanError, scan
 
     try:
         result = scan(lab.pids)
@@ -105,13 +103,13 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         print(f"ovlinspect demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        from ovlinspect.jsonreport import dumps
+        from ovlinspect.report.jsonreport import dumps
 
         document = json.loads(dumps(result))
         document["lab"] = lab_info(lab)
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     elif args.plain:
-        from ovlinspect.plaintree import print_scan
+        from ovlinspect.report.plain import print_scan
 
         print_scan(result)
     if args.check:

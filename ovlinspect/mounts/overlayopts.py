@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 
 from ovlinspect.model import OverlayOptions
-from ovlinspect.mountinfo import unescape
+from ovlinspect.mounts.mountinfo import unescape
 
 __all__ = ["is_volatile", "legacy_data", "parse_overlay_options", "split_options"]
 

@@ -1,0 +1,1 @@
+"""One overlay at a time: gather evidence, reconcile it with the options, apply rules."""

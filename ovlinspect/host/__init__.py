@@ -1,0 +1,1 @@
+"""Processes and namespaces: enumeration, views inside a root, filesystems by uuid."""

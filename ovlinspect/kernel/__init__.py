@@ -1,0 +1,1 @@
+"""Thin ctypes wrappers: syscalls, the new mount API, the overlay handle codec, xattrs."""

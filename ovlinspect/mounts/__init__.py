@@ -1,0 +1,1 @@
+"""What the kernel says about mounts: mountinfo and overlay options."""

@@ -1,0 +1,1 @@
+"""Reports rendered from the model: JSON, plain text, Prometheus; text safety."""
