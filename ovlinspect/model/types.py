@@ -14,16 +14,22 @@ SCHEMA_VERSION = 1
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Backing",
     "Handle",
     "Hazard",
+    "HazardCode",
     "Layer",
     "Namespace",
     "Overlay",
     "OverlayOptions",
     "Process",
+    "Proof",
+    "ProofMethod",
     "Role",
     "Scan",
     "Severity",
+    "Status",
+    "Strength",
     "SymlinkStep",
     "Verified",
     "plain",
@@ -34,7 +40,7 @@ Role = Literal["upper", "work", "lower", "data"]
 
 
 class Severity(StrEnum):
-    """How bad a hazard is; ordered so that ``max()`` gives the worst."""
+    """How bad a hazard is.  Ordered: ``INFO < WARNING < ERROR``, so ``max()`` gives the worst."""
 
     INFO = "info"
     WARNING = "warning"
@@ -42,10 +48,88 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for error."""
         return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
 
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+class HazardCode(StrEnum):
+    """Every finding ovlinspect can report; the catalogue (model.hazards) describes each."""
+
+    SOURCE_DETACHED = "source-detached"
+    STALE_PATH = "stale-path"
+    NOT_FOUND = "not-found"
+    FD_PATH = "fd-path"
+    FOREIGN_PATH = "foreign-path"
+    RELATIVE_PATH = "relative-path"
+    OPTIONS_NEAR_LIMIT = "options-near-limit"
+    TOO_MANY_LOWERS = "too-many-lowers"
+    VOLATILE = "volatile"
+    SHADOWED_MOUNT = "shadowed-mount"
+    HIDDEN_SUBMOUNT = "hidden-submount"
+    SHARED_UPPER = "shared-upper"
+    SYMLINK = "symlink"
+    NO_LAYER_INFO = "no-layer-info"
+    NO_HANDLES = "no-handles"
+    UNREADABLE = "unreadable"
+
+
+class Status(StrEnum):
+    """An overlay's overall state, worst first: what a human should look at."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    UNVERIFIED = "unverified"
+    INFO = "info"
+    OK = "ok"
+
+    @property
+    def rank(self) -> int:
+        """4 for error down to 0 for ok."""
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {Status.ERROR: 4, Status.WARNING: 3, Status.UNVERIFIED: 2, Status.INFO: 1,
+                Status.OK: 0}
+
+
+class ProofMethod(StrEnum):
+    """How a layer's verdict was reached."""
+
+    ROOT_HANDLE = "root-handle"
+    PROBE_HANDLE = "probe-handle"
+    INDEX_XATTR = "index-xattr"
+    INODE = "inode"
+    NONE = "none"
+
+
+class Strength(StrEnum):
+    """How strong a proof is: ``proven`` by a file handle, or ``likely`` from inode numbers."""
+
+    PROVEN = "proven"
+    LIKELY = "likely"
 
 
 class Verified(StrEnum):
@@ -60,11 +144,34 @@ class Verified(StrEnum):
 class Hazard:
     """One problem found on an overlay mount or one of its layers."""
 
-    code: str
+    code: HazardCode
     severity: Severity
     layer: str | None
     message: str
     hint: str
+
+
+@dataclass
+class Proof:
+    """How a layer's verdict was reached: the method, its strength and a stable reason code.
+
+    ``reason`` is a code (see ``model.reasons``); the prose is the layer's ``verify_note``.
+    ``strength`` is None when nothing was proven either way.
+    """
+
+    method: ProofMethod = ProofMethod.NONE
+    strength: Strength | None = None
+    reason: str = "not-checked"
+
+
+@dataclass
+class Backing:
+    """What a layer's filesystem is made of: its source device and, for loop devices or
+    file-backed filesystems (erofs), the image file behind it."""
+
+    source: str | None = None
+    device: str | None = None
+    backing_file: str | None = None
 
 
 @dataclass
@@ -102,6 +209,8 @@ class Layer:
     real_path: str | None = None
     verified: Verified = Verified.UNVERIFIED
     verify_note: str = ""
+    proof: Proof = field(default_factory=Proof)
+    backing: Backing | None = None
     hazards: list[Hazard] = field(default_factory=list)
 
     @property
@@ -139,6 +248,8 @@ class Overlay:
     layers: list[Layer] = field(default_factory=list)
     hazards: list[Hazard] = field(default_factory=list)
     root_handle: Handle | None = None
+    status: Status = Status.UNVERIFIED
+    root: str = "/"
     notes: list[str] = field(default_factory=list)
 
     def all_hazards(self) -> list[Hazard]:
@@ -196,7 +307,7 @@ class Scan:
 
 def worst(hazards: list[Hazard]) -> Severity | None:
     """The worst severity in ``hazards``, or None."""
-    return max((h.severity for h in hazards), key=lambda s: s.rank, default=None)
+    return max((h.severity for h in hazards), default=None)
 
 
 def plain(value: Any) -> Any:
@@ -248,6 +359,12 @@ _NESTED.update(
         "Layer.handle": Handle,
         "Layer.verified": Verified,
         "Layer.hazards": [Hazard],
+        "Layer.proof": Proof,
+        "Layer.backing": Backing,
+        "Proof.method": ProofMethod,
+        "Proof.strength": Strength,
+        "Overlay.status": Status,
+        "Hazard.code": HazardCode,
         "Hazard.severity": Severity,
     }
 )
