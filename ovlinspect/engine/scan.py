@@ -7,141 +7,28 @@ and mounts that vanish mid-scan are skipped; a missing privilege becomes a note,
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-
-import psutil
 
 from ovlinspect.engine.analyse import NamespaceContext, Outer, analyse, parse_overlay
 from ovlinspect.host.fsindex import FsIndex
-from ovlinspect.host.view import View, ViewError
-from ovlinspect.model import Namespace, Process, Scan
-from ovlinspect.mounts.mountinfo import MountEntry, parse
-
-OVERLAY_TYPES = ("overlay", "fuse.fuse-overlayfs", "fuse-overlayfs")
-CAP_DAC_READ_SEARCH = 2
-CAP_SYS_PTRACE = 19
-CAP_SYS_ADMIN = 21
-_CONTAINER_ID = re.compile(
-    r"(?:docker|libpod|crio|cri-containerd|containerd)[-/:]([0-9a-f]{12,64})|/docker/([0-9a-f]{64})"
+from ovlinspect.host.processes import (
+    CAP_DAC_READ_SEARCH,
+    Group,
+    ScanError,
+    ancestors,
+    container_name,
+    effective_caps,
+    group_by_namespace,
+    is_overlay,
+    missing_privileges,
+    ns_inode,
+    processes,
+    read_text,
+    root_is_ns_root,
 )
-
-
-class ScanError(Exception):
-    """A scan that cannot start: bad --pid, unreadable input.  The message is for the user."""
-
-
-def is_overlay(entry: MountEntry) -> bool:
-    """Overlay mounts, including fuse-overlayfs."""
-    return entry.fs_type in OVERLAY_TYPES
-
-
-def effective_caps() -> int:
-    """This process's effective capability mask."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def missing_privileges(caps: int) -> list[str]:
-    """One sentence per missing capability, saying what it costs."""
-    out = []
-    if not caps >> CAP_SYS_PTRACE & 1:
-        out.append("CAP_SYS_PTRACE missing: other users' /proc/PID/root and ns/mnt are hidden, "
-                   "so their layers cannot be resolved")
-    if not caps >> CAP_DAC_READ_SEARCH & 1:
-        out.append("CAP_DAC_READ_SEARCH missing: file handles cannot be decoded into real paths "
-                   "(open_by_handle_at)")
-    if not caps >> CAP_SYS_ADMIN & 1:
-        out.append("CAP_SYS_ADMIN missing: trusted.overlay.* xattrs cannot be read")
-    return out
-
-
-def _read_text(path: str) -> str:
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8", "surrogateescape")
-
-
-def _ns_inode(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/mnt").st_ino
-    except OSError:
-        return None
-
-
-def _root_is_ns_root(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/root") == "/"
-    except OSError:
-        return False
-
-
-def _container_name(pid: int) -> str | None:
-    """A container id from the cgroup path (docker, podman, CRI-O, containerd), if any."""
-    try:
-        text = _read_text(f"/proc/{pid}/cgroup")
-    except OSError:
-        return None
-    match = _CONTAINER_ID.search(text)
-    if match:
-        return (match.group(1) or match.group(2))[:12]
-    return None
-
-
-@dataclass
-class _Group:
-    key: tuple[str, int | str]
-    mnt_ns: int | None
-    procs: list[Process] = field(default_factory=list)
-    unreadable: bool = False
-
-
-def _processes(pids: Iterable[int] | None) -> list[psutil.Process]:
-    if pids is None:
-        return list(psutil.process_iter(["pid", "name"]))
-    procs = []
-    for pid in pids:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            raise ScanError(f"no such process: {pid}") from None
-        except psutil.Error as exc:
-            raise ScanError(f"cannot inspect process {pid}: {exc}") from None
-    return procs
-
-
-def _group(procs: list[psutil.Process], *, hash_unreadable: bool = True) -> list[_Group]:
-    """Processes by mount namespace; unreadable ones by mountinfo hash (or dropped)."""
-    groups: dict[tuple[str, int | str], _Group] = {}
-    for proc in procs:
-        try:
-            pid, name = proc.pid, proc.name()
-        except psutil.Error:
-            continue  # exited mid-scan
-        ns = _ns_inode(pid)
-        if ns is not None:
-            key: tuple[str, int | str] = ("ns", ns)
-        elif not hash_unreadable:
-            continue
-        else:
-            # ns/mnt needs ptrace access; processes with identical mount tables share one.
-            try:
-                digest = hashlib.sha1(_read_text(f"/proc/{pid}/mountinfo").encode(
-                    "utf-8", "surrogateescape")).hexdigest()[:16]
-            except OSError:
-                continue
-            key = ("mountinfo", digest)
-        group = groups.setdefault(key, _Group(key, ns, unreadable=ns is None))
-        group.procs.append(Process(pid=pid, comm=name))
-    return list(groups.values())
+from ovlinspect.host.view import View, ViewError
+from ovlinspect.model import Namespace, Scan
+from ovlinspect.mounts.mountinfo import MountEntry, parse
 
 
 class _Views:
@@ -154,7 +41,7 @@ class _Views:
         if pid not in self.by_pid:
             view = View(pid)
             if mounts is None:
-                mounts, _ = parse(_read_text(f"/proc/{pid}/mountinfo"))
+                mounts, _ = parse(read_text(f"/proc/{pid}/mountinfo"))
             self.by_pid[pid] = (view, FsIndex(view, mounts))
         return self.by_pid[pid]
 
@@ -170,12 +57,12 @@ class Scanner:
     def __init__(self) -> None:
         self.caps = effective_caps()
         self.views = _Views()
-        self.my_ns = _ns_inode(os.getpid())
+        self.my_ns = ns_inode(os.getpid())
 
     def run(self, pids: list[int] | None) -> Scan:
         result = Scan(source="live", privileges=missing_privileges(self.caps))
         try:
-            groups = _group(_processes(pids))
+            groups = group_by_namespace(processes(pids))
             if pids is not None:
                 groups = self._whole_namespaces(groups)
             for group in sorted(groups, key=lambda g: min(p.pid for p in g.procs)):
@@ -186,19 +73,19 @@ class Scanner:
             self.views.close()
         return result
 
-    def _whole_namespaces(self, groups: list[_Group]) -> list[_Group]:
+    def _whole_namespaces(self, groups: list[Group]) -> list[Group]:
         """With --pid, list every process of the chosen namespaces, not only the given pids."""
         wanted = {g.mnt_ns for g in groups if g.mnt_ns is not None}
         if not wanted:
             return groups
-        everyone = {g.key: g for g in _group(_processes(None), hash_unreadable=False)
+        everyone = {g.key: g for g in group_by_namespace(processes(None), hash_unreadable=False)
                     if g.mnt_ns in wanted}
         return list(everyone.values()) + [g for g in groups if g.mnt_ns is None]
 
-    def _namespace(self, group: _Group, result: Scan) -> Namespace | None:
+    def _namespace(self, group: Group, result: Scan) -> Namespace | None:
         procs = sorted(group.procs, key=lambda p: p.pid)
         ns = Namespace(mnt_ns=group.mnt_ns, pids=[p.pid for p in procs], processes=procs)
-        root = next((p.pid for p in procs if _root_is_ns_root(p.pid)), None)
+        root = next((p.pid for p in procs if root_is_ns_root(p.pid)), None)
         if root is None:
             root = procs[0].pid
             if not group.unreadable:
@@ -206,7 +93,7 @@ class Scanner:
                                 f"from pid {root}'s root")
         ns.root_pid = root
         try:
-            mounts, errors = parse(_read_text(f"/proc/{root}/mountinfo"))
+            mounts, errors = parse(read_text(f"/proc/{root}/mountinfo"))
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ESRCH):
                 return None  # the namespace's processes exited mid-scan
@@ -216,7 +103,7 @@ class Scanner:
         overlays = [m for m in mounts if is_overlay(m)]
         if group.mnt_ns is not None and group.mnt_ns != self.my_ns:
             for proc in procs:
-                proc.container = _container_name(proc.pid)
+                proc.container = container_name(proc.pid)
         if not overlays:
             return ns
         ctx = self._context(group, root, mounts, ns)
@@ -229,7 +116,7 @@ class Scanner:
                 ns.overlays.append(overlay)
         return ns
 
-    def _context(self, group: _Group, root: int, mounts: list[MountEntry],
+    def _context(self, group: Group, root: int, mounts: list[MountEntry],
                  ns: Namespace) -> NamespaceContext:
         ctx = NamespaceContext(view=None, index=None)
         if not self.caps >> CAP_DAC_READ_SEARCH & 1:
@@ -250,13 +137,13 @@ class Scanner:
         ctx.outers = self._outers(group, root)
         return ctx
 
-    def _outers(self, group: _Group, root: int) -> list[Outer]:
+    def _outers(self, group: Group, root: int) -> list[Outer]:
         """Views of the namespaces around this one: the nearest ancestor's, then pid 1's."""
         outers: list[Outer] = []
         seen = {group.mnt_ns}
-        for pid in [*_ancestors(root), 1]:
-            ns = _ns_inode(pid)
-            if ns is None or ns in seen or not _root_is_ns_root(pid):
+        for pid in [*ancestors(root), 1]:
+            ns = ns_inode(pid)
+            if ns is None or ns in seen or not root_is_ns_root(pid):
                 continue
             seen.add(ns)
             try:
@@ -266,17 +153,6 @@ class Scanner:
             label = "the host (pid 1)" if pid == 1 else f"the namespace of ancestor pid {pid}"
             outers.append(Outer(view=view, index=index, label=label))
         return outers
-
-
-def _ancestors(pid: int) -> list[int]:
-    out = []
-    try:
-        proc = psutil.Process(pid)
-        for parent in proc.parents():
-            out.append(parent.pid)
-    except psutil.Error:
-        pass
-    return out
 
 
 def scan(pids: list[int] | None = None) -> Scan:
