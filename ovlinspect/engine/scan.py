@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 
-from ovlinspect.engine.analyse import NamespaceContext, Outer, analyse, parse_overlay
+from ovlinspect.engine.analyse import analyse
+from ovlinspect.engine.declared import parse_overlay
+from ovlinspect.engine.rules import shared_uppers, status
+from ovlinspect.engine.state import NamespaceContext, Outer
 from ovlinspect.host.fsindex import FsIndex
+from ovlinspect.host.nsroot import open_namespace_root
 from ovlinspect.host.processes import (
     CAP_DAC_READ_SEARCH,
     Group,
@@ -27,8 +32,9 @@ from ovlinspect.host.processes import (
     root_is_ns_root,
 )
 from ovlinspect.host.view import View, ViewError
-from ovlinspect.model import Namespace, Scan
-from ovlinspect.mounts.mountinfo import MountEntry, parse
+from ovlinspect.model import Namespace, Overlay, Scan
+from ovlinspect.model.reasons import Reason
+from ovlinspect.mounts.mountinfo import MountEntry, MountinfoError, parse, parse_lines
 
 
 class _Views:
@@ -37,12 +43,17 @@ class _Views:
     def __init__(self) -> None:
         self.by_pid: dict[int, tuple[View, FsIndex]] = {}
 
-    def get(self, pid: int, mounts: list[MountEntry] | None = None) -> tuple[View, FsIndex]:
+    def get(self, pid: int, mounts: list[MountEntry] | None = None,
+            view: View | None = None) -> tuple[View, FsIndex]:
+        """The view of ``pid`` (or ``view``, adopted) and the index of ``mounts`` in it."""
         if pid not in self.by_pid:
-            view = View(pid)
+            if view is None:
+                view = View(pid)
             if mounts is None:
                 mounts, _ = parse(read_text(f"/proc/{pid}/mountinfo"))
             self.by_pid[pid] = (view, FsIndex(view, mounts))
+        elif view is not None:
+            view.close()
         return self.by_pid[pid]
 
     def close(self) -> None:
@@ -86,14 +97,17 @@ class Scanner:
         procs = sorted(group.procs, key=lambda p: p.pid)
         ns = Namespace(mnt_ns=group.mnt_ns, pids=[p.pid for p in procs], processes=procs)
         root = next((p.pid for p in procs if root_is_ns_root(p.pid)), None)
+        ns_view: View | None = None
+        text: str | None = None
         if root is None:
             root = procs[0].pid
             if not group.unreadable:
-                ns.notes.append("every process of this namespace is chrooted; paths are resolved "
-                                f"from pid {root}'s root")
+                ns_view, text = self._namespace_root(root, ns)
         ns.root_pid = root
         try:
-            mounts, errors = parse(read_text(f"/proc/{root}/mountinfo"))
+            if text is None:
+                text = read_text(f"/proc/{root}/mountinfo")
+            mounts, errors = parse(text)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ESRCH):
                 return None  # the namespace's processes exited mid-scan
@@ -105,25 +119,47 @@ class Scanner:
             for proc in procs:
                 proc.container = container_name(proc.pid)
         if not overlays:
+            if ns_view is not None:
+                ns_view.close()
             return ns
-        ctx = self._context(group, root, mounts, ns)
+        ctx = self._context(group, root, mounts, ns, ns_view)
+        analysed: list[tuple[str, Overlay]] = []
         for entry in overlays:
             try:
-                ns.overlays.append(analyse(entry, ctx))
+                overlay = analyse(entry, ctx)
             except OSError as exc:
                 overlay = parse_overlay(entry)
                 overlay.notes.append(f"analysis stopped: {exc.strerror or exc}")
-                ns.overlays.append(overlay)
+                overlay.status = status(overlay)
+            ns.overlays.append(overlay)
+            analysed.append((entry.dev, overlay))
+        shared_uppers(analysed)
+        for _dev, overlay in analysed:
+            overlay.status = status(overlay)
         return ns
 
-    def _context(self, group: Group, root: int, mounts: list[MountEntry],
-                 ns: Namespace) -> NamespaceContext:
+    def _namespace_root(self, pid: int, ns: Namespace) -> tuple[View | None, str | None]:
+        """Every process is chrooted: enter the namespace (setns in a forked child) for its own
+        root and its whole mount table; else fall back to the chroot's view."""
+        try:
+            fd, text = open_namespace_root(pid)
+        except OSError as exc:
+            ns.notes.append("every process of this namespace is chrooted, and its own root could "
+                            f"not be entered ({exc.strerror or exc}); paths are resolved from pid "
+                            f"{pid}'s root")
+            return None, None
+        ns.notes.append("every process of this namespace is chrooted; paths are resolved from "
+                        "the namespace's own root (entered with setns)")
+        return View(pid, root_fd=fd), text
+
+    def _context(self, group: Group, root: int, mounts: list[MountEntry], ns: Namespace,
+                 ns_view: View | None = None) -> NamespaceContext:
         ctx = NamespaceContext(view=None, index=None)
         if not self.caps >> CAP_DAC_READ_SEARCH & 1:
             ctx.can_decode = False
             ctx.decode_reason = "decoding handles needs CAP_DAC_READ_SEARCH"
         try:
-            ctx.view, ctx.index = self.views.get(root, mounts)
+            ctx.view, ctx.index = self.views.get(root, mounts, ns_view)
         except (ViewError, OSError) as exc:
             need = "CAP_SYS_PTRACE" if exc.errno in (errno.EACCES, errno.EPERM) else None
             ctx.no_view_reason = (f"cannot look into pid {root}'s root"
@@ -151,6 +187,8 @@ class Scanner:
             except OSError:
                 continue
             label = "the host (pid 1)" if pid == 1 else f"the namespace of ancestor pid {pid}"
+            if (view, index) == self.views.by_pid.get(root):
+                continue
             outers.append(Outer(view=view, index=index, label=label))
         return outers
 
@@ -163,18 +201,30 @@ def scan(pids: list[int] | None = None) -> Scan:
     return Scanner().run(pids)
 
 
-def scan_text(text: str, source: str = "-") -> Scan:
-    """Analyse a saved mountinfo: everything the text allows, with resolution unavailable."""
-    mounts, errors = parse(text)
-    if not mounts and errors:
-        raise ScanError(f"{source}: not a mountinfo file ({errors[0]})")
-    ns = Namespace(mnt_ns=None, notes=[f"line {e}" if not e.startswith("line") else e
-                                       for e in errors])
+def scan_text(text: str | Iterable[str], source: str = "-") -> Scan:
+    """Analyse a saved mountinfo: everything the text allows, with resolution unavailable.
+
+    ``text`` is a string or its lines (as ``read_lines`` streams them): only overlay lines are
+    kept and only the first malformed lines are noted, so memory follows the overlays, not the
+    input.  Raises :class:`ScanError` when the input is refused or holds no mount line.
+    """
+    try:
+        parsed = parse_lines(text.split("\n") if isinstance(text, str) else text, is_overlay)
+    except MountinfoError as exc:
+        raise ScanError(f"{source}: {exc}") from None
+    if not parsed.mount_count:
+        first = f" ({parsed.errors[0]})" if parsed.errors else ""
+        raise ScanError(f"{source}: no mount lines{first}")
+    more = parsed.error_count - len(parsed.errors)
+    ns = Namespace(mnt_ns=None, notes=parsed.errors + (
+        [f"{more} more malformed line(s) not shown"] if more else []))
     reason = "offline analysis of a saved mountinfo: resolution unavailable"
-    for entry in mounts:
+    for entry in parsed.entries:
         if is_overlay(entry):
             overlay = parse_overlay(entry)
             for layer in overlay.layers:
                 layer.verify_note = reason
+                layer.proof.reason = Reason.OFFLINE.value
+            overlay.status = status(overlay)
             ns.overlays.append(overlay)
     return Scan(namespaces=[ns], source=f"file:{source}")

@@ -1,18 +1,20 @@
-"""Which mounted filesystem has a given uuid, and turning a file handle back into a path.
+"""Which mounted filesystem an overlay handle names, and turning a handle back into a path.
 
-An overlay handle names the real filesystem only by its uuid.  :class:`FsIndex` asks
-FS_IOC_GETFSUUID of every mounted filesystem in one view (once per superblock, lazily) and then
-decodes handles with open_by_handle_at on a mount of the matching filesystem.
+An overlay handle names the real filesystem only by its uuid (``sb->s_uuid``).  :class:`FsIndex`
+learns, once per superblock and lazily, the uuids each mounted filesystem of one view can appear
+under: FS_IOC_GETFSUUID (ext4, xfs, erofs, tmpfs), or the btrfs fsid (btrfs answers ENOTTY to
+FS_IOC_GETFSUUID).  Filesystems with no uuid ioctl at all (squashfs) or with a null uuid are
+ambiguous: a handle is then tried on each of them, and ESTALE tells them apart.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ovlinspect.host.view import View
-from ovlinspect.kernel.syscalls import fd_path, get_fs_uuid, open_by_handle_at
+from ovlinspect.kernel.syscalls import btrfs_fsids, fd_path, get_fs_uuid, open_by_handle_at
 from ovlinspect.mounts.mountinfo import MountEntry
 
 # Filesystems that never back an overlay layer and have no uuid ioctl; skipping them keeps the
@@ -23,95 +25,195 @@ PSEUDO_FS = frozenset({
     "efivarfs", "selinuxfs", "hugetlbfs", "devtmpfs", "ramfs", "nfs", "nfs4", "cifs", "smb3",
     "ceph", "9p",
 })
+NULL_UUID = bytes(16)
+
+
+@dataclass
+class Filesystem:
+    """One mounted superblock of a view: its mounts, and the uuids handles may name it by.
+
+    ``keys`` is empty when the filesystem reports no uuid (no ioctl) and holds the null uuid when
+    it reports zeros: both are ambiguous and are confirmed by decoding.
+    """
+
+    dev: str
+    fs_type: str
+    mounts: list[MountEntry]
+    fd: int
+    keys: list[bytes] = field(default_factory=list)
+
+    @property
+    def ambiguous(self) -> bool:
+        """No uuid names this filesystem alone."""
+        return not self.keys or NULL_UUID in self.keys
 
 
 @dataclass
 class Decoded:
-    """A handle decoded in one view: the path, or why there is none."""
+    """A handle decoded in one view: the path, or why there is none.
+
+    ``stale`` is True when every candidate filesystem answered ESTALE: the object is on none of
+    them.  ``fs`` is the filesystem that decoded it (or that refused for lack of privilege).
+    """
 
     path: str | None
-    mount: MountEntry | None
+    fs: Filesystem | None
     note: str
+    stale: bool = False
+    mount: MountEntry | None = None
 
 
 class FsIndex:
-    """Mounted filesystems of one view, keyed by fs uuid."""
+    """Mounted filesystems of one view, keyed by the uuid their overlay handles carry."""
 
     def __init__(self, view: View, mounts: list[MountEntry]) -> None:
         self.view = view
         self.mounts = mounts
         self.by_id = {m.mount_id: m for m in mounts}
-        self._by_uuid: dict[bytes, list[tuple[MountEntry, int]]] | None = None
-        self._fds: list[int] = []
+        self._filesystems: list[Filesystem] | None = None
+        self._by_key: dict[bytes, list[Filesystem]] = {}
+        self._by_dev: dict[str, Filesystem] = {}
 
     def close(self) -> None:
-        """Close every mount fd the index opened."""
-        for fd in self._fds:
-            os.close(fd)
-        self._fds.clear()
-        self._by_uuid = None
+        """Close every fd the index opened."""
+        for fs in self._filesystems or []:
+            os.close(fs.fd)
+        self._filesystems = None
+        self._by_key.clear()
+        self._by_dev.clear()
 
-    def _build(self) -> dict[bytes, list[tuple[MountEntry, int]]]:
-        by_uuid: dict[bytes, list[tuple[MountEntry, int]]] = {}
-        seen_dev: set[str] = set()
+    @property
+    def filesystems(self) -> list[Filesystem]:
+        """Every non-pseudo filesystem mounted in the view (opened on first use)."""
+        if self._filesystems is None:
+            self._filesystems = self._build()
+        return self._filesystems
+
+    def _build(self) -> list[Filesystem]:
+        by_dev: dict[str, list[MountEntry]] = {}
         for mount in self.mounts:
-            if mount.fs_type in PSEUDO_FS or mount.fs_type.startswith("fuse") or (
-                mount.dev in seen_dev
-            ):
+            if mount.fs_type in PSEUDO_FS or mount.fs_type.startswith("fuse"):
                 continue
+            by_dev.setdefault(mount.dev, []).append(mount)
+        out: list[Filesystem] = []
+        for dev, mounts in by_dev.items():
+            fd = self._open_any(mounts)
+            if fd is None:
+                continue
+            keys: list[bytes] = []
+            try:
+                raw = get_fs_uuid(fd)
+            except OSError:
+                raw = None
+            if raw is not None:
+                keys.append(raw)
+            else:
+                keys += btrfs_fsids(fd)
+            fs = Filesystem(dev=dev, fs_type=mounts[0].fs_type, mounts=mounts, fd=fd, keys=keys)
+            out.append(fs)
+            self._by_dev[dev] = fs
+            for key in keys:
+                self._by_key.setdefault(key, []).append(fs)
+        return out
+
+    def _open_any(self, mounts: list[MountEntry]) -> int | None:
+        for mount in mounts:
             fd, _why = self.view.open_mount(mount.mount_point, mount.mount_id)
             if fd is None:
                 continue
             try:
                 # open_by_handle_at refuses O_PATH mount fds: keep a real directory fd.
+                return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+        return None
+
+    def by_mount_id(self, mount_id: int | None) -> Filesystem | None:
+        """The filesystem of the mount with this id, if it is in the view."""
+        mount = self.by_id.get(mount_id) if mount_id is not None else None
+        if mount is None:
+            return None
+        _ = self.filesystems
+        return self._by_dev.get(mount.dev)
+
+    def named(self, uuid: bytes) -> list[Filesystem]:
+        """Filesystems that report exactly ``uuid`` (none for the null uuid)."""
+        if uuid == NULL_UUID:
+            return []
+        _ = self.filesystems
+        return list(self._by_key.get(uuid, []))
+
+    def candidates(self, uuid: bytes) -> list[Filesystem]:
+        """Filesystems a handle with ``uuid`` may come from: those named by it, else every
+        ambiguous one (null uuid, or no uuid ioctl), to be confirmed by decoding."""
+        named = self.named(uuid)
+        if named:
+            return named
+        return [fs for fs in self.filesystems if fs.ambiguous]
+
+    def known(self, uuid: bytes) -> bool:
+        """Some filesystem of the view reports this (non-null) uuid."""
+        return bool(self.named(uuid))
+
+    def decode(self, uuid: bytes, handle_type: int, fid: bytes) -> Decoded:
+        """The path of the object a real-fs handle names, via a filesystem that holds it."""
+        cands = self.candidates(uuid)
+        if not cands:
+            return Decoded(None, None, "no visible filesystem can hold this handle", stale=True)
+        stale = 0
+        last = ""
+        for fs in cands:
+            found = decode_with(fs.fd, handle_type, fid)
+            if found is None:
+                stale += 1
+                last = "handle does not decode on this filesystem"
+                continue
+            if isinstance(found, OSError):
+                if found.errno == errno.EPERM:
+                    return Decoded(None, fs, "decoding handles needs CAP_DAC_READ_SEARCH")
+                last = f"open_by_handle_at: {found.strerror}"
+                continue
+            path, mount = self._in_a_mount(fs, found, handle_type, fid)
+            if path is None:
+                last = "handle decoded disconnected or outside every mount of its filesystem"
+                continue
+            return Decoded(path, fs, f"decoded on mount {mount.mount_id if mount else '?'}",
+                           mount=mount)
+        return Decoded(None, None, last, stale=stale == len(cands))
+
+    def _in_a_mount(self, fs: Filesystem, found: str, handle_type: int,
+                    fid: bytes) -> tuple[str | None, MountEntry | None]:
+        """A decoded path that lies inside a mount of ``fs`` (the index keeps one mount fd per
+        filesystem; a path outside that mount is retried through the others)."""
+        for mount in sorted(fs.mounts, key=lambda m: len(m.root)):
+            if _inside(found, mount.mount_point):
+                return found, mount
+        for mount in fs.mounts:
+            fd, _why = self.view.open_mount(mount.mount_point, mount.mount_id)
+            if fd is None:
+                continue
+            try:
                 dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
             except OSError:
                 continue
             finally:
                 os.close(fd)
             try:
-                raw = get_fs_uuid(dfd)
-            except OSError:
-                raw = None
-            if raw is None:
+                again = decode_with(dfd, handle_type, fid)
+            finally:
                 os.close(dfd)
-                continue
-            self._fds.append(dfd)
-            seen_dev.add(mount.dev)
-            by_uuid.setdefault(raw, []).append((mount, dfd))
-        return by_uuid
+            if isinstance(again, str) and _inside(again, mount.mount_point):
+                return again, mount
+        return None, None
 
-    def candidates(self, uuid: bytes) -> list[tuple[MountEntry, int]]:
-        """Mounts whose filesystem reports ``uuid`` (several when the uuid is null or shared)."""
-        if self._by_uuid is None:
-            self._by_uuid = self._build()
-        return self._by_uuid.get(uuid, [])
 
-    def known(self, uuid: bytes) -> bool:
-        """True when some visible mount has this filesystem uuid."""
-        return bool(self.candidates(uuid))
-
-    def decode(self, uuid: bytes, handle_type: int, fid: bytes) -> Decoded:
-        """The path of the object a real-fs handle names, via a mount with that uuid."""
-        cands = self.candidates(uuid)
-        if not cands:
-            return Decoded(None, None, "no visible mount has this filesystem uuid")
-        last = ""
-        for mount, mfd in cands:
-            found = decode_with(mfd, handle_type, fid)
-            if found is None:
-                last = "handle does not decode on this filesystem"
-                continue
-            if isinstance(found, OSError):
-                if found.errno == errno.EPERM:
-                    return Decoded(None, mount, "decoding handles needs CAP_DAC_READ_SEARCH")
-                last = f"open_by_handle_at: {found.strerror}"
-                continue
-            if (found == "/" and mount.mount_point != "/") or not found.startswith("/"):
-                last = "handle decoded disconnected (cold non-directory)"
-                continue
-            return Decoded(found, mount, f"decoded on mount {mount.mount_id} ({mount.mount_point})")
-        return Decoded(None, None, last)
+def _inside(path: str, mount_point: str) -> bool:
+    if not path.startswith("/") or (path == "/" and mount_point != "/"):
+        return False
+    base = mount_point.rstrip("/")
+    return path == mount_point or path.startswith(base + "/")
 
 
 def decode_with(mount_fd: int, handle_type: int, fid: bytes) -> str | OSError | None:
@@ -119,10 +221,28 @@ def decode_with(mount_fd: int, handle_type: int, fid: bytes) -> str | OSError | 
     try:
         fd = open_by_handle_at(mount_fd, handle_type, fid)
     except OSError as exc:
-        if exc.errno in (errno.ESTALE, errno.ENOENT, errno.EINVAL):
+        if exc.errno in (errno.ESTALE, errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP):
             return None
         return exc
     try:
         return fd_path(fd)
     finally:
         os.close(fd)
+
+
+def same_object(mount_fd: int, handle_type: int, fid: bytes, st: os.stat_result) -> bool | None:
+    """Does the handle decode, on ``mount_fd``'s filesystem, to the inode ``st`` describes?
+
+    True or False when it was decoded (or is stale there), None when decoding is not allowed.
+    """
+    try:
+        fd = open_by_handle_at(mount_fd, handle_type, fid)
+    except OSError as exc:
+        if exc.errno in (errno.ESTALE, errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP):
+            return False
+        return None
+    try:
+        got = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return got.st_dev == st.st_dev and got.st_ino == st.st_ino

@@ -64,8 +64,12 @@ def _split(path: str) -> list[str]:
 class View:
     """The filesystem as process ``pid`` sees it, reached through ``/proc/PID/root``."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, root_fd: int | None = None) -> None:
+        """The view of ``pid`` from ``/proc/PID/root``, or from ``root_fd`` (which it takes)."""
         self.pid = pid
+        if root_fd is not None:
+            self.root_fd = root_fd
+            return
         try:
             self.root_fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:

@@ -11,10 +11,15 @@ from dataclasses import dataclass
 from ovlinspect.kernel.syscalls import (
     AT_EMPTY_PATH,
     AT_HANDLE_FID,
+    RESOLVE_BENEATH,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
     RawHandle,
     fd_mount_id,
     get_fs_uuid,
     name_to_handle_at,
+    openat2,
 )
 
 
@@ -24,6 +29,7 @@ class DirFacts:
 
     dev: str
     ino: int
+    st: os.stat_result
     is_dir: bool
     mount_id: int | None
     uuid: bytes | None
@@ -57,6 +63,7 @@ def facts(fd: int) -> DirFacts:
     return DirFacts(
         dev=f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}",
         ino=st.st_ino,
+        st=st,
         is_dir=is_dir,
         mount_id=fd_mount_id(fd),
         uuid=uuid,
@@ -118,3 +125,31 @@ def get_xattr(fd: int, name: str) -> bytes | None:
         return os.getxattr(f"/proc/self/fd/{fd}", name)
     except OSError:
         return None
+
+
+_BENEATH = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV
+
+
+def lookup(dirfd: int, rel: str) -> int | None:
+    """An O_PATH fd of ``rel`` below ``dirfd``, never leaving that directory or its mount and
+    never following a symlink (a final symlink is opened as itself); None when absent."""
+    if not rel:
+        try:
+            return os.dup(dirfd)
+        except OSError:
+            return None
+    try:
+        return openat2(dirfd, rel, os.O_PATH | os.O_NOFOLLOW, _BENEATH)
+    except OSError:
+        return None
+
+
+def lstat_at(dirfd: int, rel: str) -> os.stat_result | None:
+    """lstat of ``rel`` below ``dirfd`` (same rules as :func:`lookup`); None when absent."""
+    fd = lookup(dirfd, rel)
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)

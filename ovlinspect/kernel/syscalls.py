@@ -131,3 +131,32 @@ def fd_mount_id(fd: int) -> int | None:
 def fd_path(fd: int) -> str:
     """readlink(/proc/self/fd/N): the kernel's d_path for ``fd``."""
     return os.readlink(f"/proc/self/fd/{fd}")
+
+
+BTRFS_IOC_FS_INFO = 0x8400941F  # _IOR(0x94, 31, struct btrfs_ioctl_fs_info_args), 1024 bytes
+CLONE_NEWNS = 0x00020000
+
+
+def btrfs_fsids(fd: int) -> list[bytes]:
+    """The btrfs fsid and metadata uuid of the filesystem behind ``fd`` (a non-O_PATH fd).
+
+    FS_IOC_GETFSUUID gives ENOTTY on btrfs, yet overlay handles from btrfs carry its fsid.
+    Returns [] when ``fd`` is not on btrfs.
+    """
+    buf = bytearray(1024)
+    buf[48] = 1 << 2  # flags in: BTRFS_FS_INFO_FLAG_METADATA_UUID
+    try:
+        fcntl.ioctl(fd, BTRFS_IOC_FS_INFO, buf)
+    except OSError:
+        return []
+    fsid = bytes(buf[16:32])
+    # struct btrfs_ioctl_fs_info_args: max_id(8) num_devices(8) fsid(16) nodesize(4)
+    # sectorsize(4) clone_alignment(4) csum_type(2) csum_size(2) flags(8) generation(8)
+    # metadata_uuid(16)
+    metadata = bytes(buf[64:80])
+    return [fsid] if metadata in (fsid, bytes(16)) else [fsid, metadata]
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2): join the namespace behind ``fd`` (only safe in a single-threaded process)."""
+    _check(_libc.setns(fd, nstype), "setns")

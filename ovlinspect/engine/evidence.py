@@ -1,0 +1,161 @@
+"""Evidence from the merged tree: the overlay root's handle and a bounded sample of merged
+entries, each with its overlay handle (which names the real object serving it) and its inode.
+
+Nothing here writes.  Directories are read with O_NOATIME (which overlayfs passes to the layers,
+so no layer's atime changes), lookups use O_PATH.  On an overlay with an upper layer and
+``nfs_export=on``, encoding a handle of a lower-only directory below a merged directory that is not
+in upper copies it up (KERNEL-NOTES): directories are only encoded where their parent is the
+overlay's root, which is always in upper.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, field
+
+from ovlinspect.engine.state import LayerState, NamespaceContext
+from ovlinspect.kernel.handles import OverlayFid, decode_overlay_handle, to_model
+from ovlinspect.kernel.objects import NoAtimeRefused, list_names, lookup
+from ovlinspect.kernel.syscalls import (
+    AT_EMPTY_PATH,
+    AT_HANDLE_FID,
+    AT_HANDLE_MNT_ID_UNIQUE,
+    RawHandle,
+    name_to_handle_at,
+)
+from ovlinspect.model import Handle
+
+SAMPLE_LIMIT = 256
+XINO_LOW_BITS = 32
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One merged object: its path below the overlay's own root, its lstat, its overlay handle."""
+
+    rel: str
+    st: os.stat_result
+    fid: OverlayFid | None
+
+    @property
+    def is_dir(self) -> bool:
+        """A directory (merged directories never name a single layer's object reliably)."""
+        return stat.S_ISDIR(self.st.st_mode)
+
+
+@dataclass
+class Evidence:
+    """What the merged tree says, independently of what the options declare."""
+
+    mount_point: str
+    prefix: str
+    has_upper: bool
+    root: Sample | None = None
+    root_handle: Handle | None = None
+    unique_id: int | None = None
+    handles_available: bool = False
+    no_handles_type: int | None = None
+    samples: list[Sample] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    listing_refused: bool = False
+    nfs_guard: bool = False
+
+    def is_root_layer(self, state: LayerState) -> bool:
+        """The layer the overlay's root handle names: the upper, or a lower-only mount's top."""
+        layer = state.layer
+        if self.has_upper:
+            return layer.role == "upper"
+        return layer.role == "lower" and layer.index == 0
+
+    def decoded_root_path(self, ctx: NamespaceContext) -> str | None:
+        """The real path of the root layer from the root handle (only when the mount's root is
+        the overlay's root: a bind of a subdirectory names the subdirectory)."""
+        if self.root is None or self.root.fid is None or self.prefix or not ctx.can_decode:
+            return None
+        fid = self.root.fid
+        for index in ctx.indexes():
+            found = index.decode(fid.uuid, fid.type, fid.fid)
+            if found.path is not None:
+                return found.path
+        return None
+
+
+def _overlay_handle(fd: int) -> RawHandle | None:
+    try:
+        return name_to_handle_at(fd, "", AT_EMPTY_PATH | AT_HANDLE_FID)
+    except OSError:
+        return None
+
+
+def gather(root_fd: int, mount_point: str, root: str, has_upper: bool,
+           nfs_export: bool) -> Evidence:
+    """The overlay root's handle and a sample of top-level merged entries."""
+    ev = Evidence(mount_point=mount_point, prefix=root.strip("/"), has_upper=has_upper)
+    ev.nfs_guard = has_upper and nfs_export
+    if ev.nfs_guard and "/" in ev.prefix:
+        ev.notes.append("the mount's root is a nested directory of an nfs_export overlay: its "
+                        "handle is not taken, because encoding it could copy it up")
+        return ev
+    try:
+        raw = name_to_handle_at(root_fd, "", AT_EMPTY_PATH | AT_HANDLE_FID
+                                | AT_HANDLE_MNT_ID_UNIQUE)
+    except OSError as exc:
+        ev.notes.append(f"overlay root handle: {exc.strerror}")
+        return ev
+    ev.unique_id = raw.mount_id
+    ev.root_handle = to_model(raw)
+    fid = decode_overlay_handle(raw)
+    ev.handles_available = fid is not None
+    if fid is None:
+        ev.no_handles_type = raw.type
+    ev.root = Sample(rel=ev.prefix, st=os.fstat(root_fd), fid=fid)
+    try:
+        names = list_names(root_fd, SAMPLE_LIMIT)
+    except NoAtimeRefused:
+        ev.listing_refused = True
+        names = []
+    for name in names:
+        sample = probe(root_fd, ev, posixpath.join(ev.prefix, name) if ev.prefix else name)
+        if sample is not None:
+            ev.samples.append(sample)
+    return ev
+
+
+def probe(root_fd: int, ev: Evidence, rel: str) -> Sample | None:
+    """Look ``rel`` (a path below the overlay's own root) up in the merged tree and sample it.
+
+    On an nfs_export overlay with an upper, only directories whose parent is the overlay's root
+    (always in upper) are encoded: encoding others could copy them up.
+    """
+    prefix = ev.prefix
+    if prefix and not (rel == prefix or rel.startswith(prefix + "/")):
+        return None
+    fd = lookup(root_fd, rel[len(prefix):].lstrip("/") if prefix else rel)
+    if fd is None:
+        return None
+    try:
+        st = os.fstat(fd)
+        fid = None
+        dir_ok = not ev.nfs_guard or "/" not in rel
+        if ev.handles_available and (dir_ok or not stat.S_ISDIR(st.st_mode)):
+            raw = _overlay_handle(fd)
+            fid = decode_overlay_handle(raw) if raw is not None else None
+        return Sample(rel=rel, st=st, fid=fid)
+    finally:
+        os.close(fd)
+
+
+def ino_agrees(merged: os.stat_result, real: os.stat_result) -> bool:
+    """Could overlayfs report ``real``'s inode as ``merged``'s (fs/overlayfs/inode.c)?
+
+    Same filesystem for every layer: the real inode number.  xino: the real number with the
+    layer's fs index in the high bits.  The file type must agree as well.
+    """
+    if stat.S_IFMT(merged.st_mode) != stat.S_IFMT(real.st_mode):
+        return False
+    if merged.st_ino == real.st_ino:
+        return True
+    low = (1 << XINO_LOW_BITS) - 1
+    return real.st_ino <= low and (merged.st_ino & low) == real.st_ino

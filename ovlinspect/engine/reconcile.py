@@ -1,0 +1,527 @@
+"""Reconcile the merged tree's evidence with the declared layers: a verdict and a proof each.
+
+Outcomes per layer (KERNEL-NOTES, "Proving a declared path is the layer in use"):
+- ``match``: a merged object (the root, or a sampled entry) is this directory's own object;
+- ``mismatch``: disproved, with the real directory in use when it can be decoded;
+- a filesystem mounted nowhere visible is recorded as detached (rules turn it into a hazard);
+- ``unverified`` with a reason code otherwise.
+Without overlay handles (rootless overlays, lowers that cannot export handles), inode numbers give
+``likely`` evidence only, never a verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ovlinspect.engine.evidence import Evidence, Sample, ino_agrees, probe
+from ovlinspect.engine.state import LayerState, NamespaceContext
+from ovlinspect.host.fsindex import NULL_UUID, Decoded, same_object
+from ovlinspect.kernel.handles import OverlayFid, format_uuid
+from ovlinspect.kernel.objects import (
+    NoAtimeRefused,
+    exists,
+    get_xattr,
+    handle_of,
+    is_whiteout,
+    list_names,
+    lookup,
+    lstat_at,
+)
+from ovlinspect.model import ProofMethod, Strength, Verified
+from ovlinspect.model.reasons import Reason
+
+PROBE_TRIES = 8
+DEEP_DIRS = 16
+
+
+class Same(Enum):
+    """Is a layer's object the one an overlay handle names?"""
+
+    YES = "yes"
+    LIKELY = "likely"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class Orphan:
+    """Merged objects that no declared layer accounts for, grouped by where they really are."""
+
+    kind: str  # "path" (decoded: root is the real layer root), "detached", "unresolved"
+    uuid: bytes
+    root: str | None = None
+    names: list[str] = field(default_factory=list)
+    sample: Sample | None = None
+
+
+@dataclass
+class Outcome:
+    """What reconciling found beyond the per-layer verdicts."""
+
+    orphans: list[Orphan] = field(default_factory=list)
+    detached: dict[str, bytes] = field(default_factory=dict)
+    ambiguous_detached: list[tuple[list[str], Orphan]] = field(default_factory=list)
+
+
+def _fs_keys(state: LayerState) -> list[bytes]:
+    if state.fs is not None and state.fs.keys:
+        return state.fs.keys
+    uuid = state.facts.uuid if state.facts is not None else None
+    return [uuid] if uuid else []
+
+
+def same(state: LayerState, fid: OverlayFid, rel: str) -> Same:
+    """Compare the layer's object at ``rel`` with the object ``fid`` names."""
+    if state.fd is None:
+        return Same.UNKNOWN
+    handle = handle_of(state.fd, rel) if rel else handle_of(state.fd)
+    if handle is None:
+        return Same.UNKNOWN
+    if not fid.matches(handle):
+        return Same.NO
+    keys = _fs_keys(state)
+    if fid.uuid != NULL_UUID and keys and NULL_UUID not in keys:
+        return Same.YES if fid.uuid in keys else Same.NO
+    # Null or unknown uuid: the handle bytes agree; decoding on the layer's own filesystem
+    # tells whether it is the same inode (ESTALE on another filesystem).
+    st = lstat_at(state.fd, rel) if rel else os.fstat(state.fd)
+    if state.fs is None or st is None:
+        return Same.LIKELY
+    verdict = same_object(state.fs.fd, fid.type, fid.fid, st)
+    if verdict is None:
+        return Same.LIKELY
+    return Same.YES if verdict else Same.NO
+
+
+class Reconciler:
+    """Reconcile one overlay's evidence with its declared layers (functions over shared data)."""
+
+    def __init__(self, states: list[LayerState], ev: Evidence, ctx: NamespaceContext,
+                 root_fd: int | None, flags: dict[str, str]) -> None:
+        self.states = states
+        self.ev = ev
+        self.ctx = ctx
+        self.root_fd = root_fd
+        self.userxattr = "userxattr" in flags
+        self.index_on = flags.get("index") == "on"
+        self.positions = [s for s in states if s.is_position]
+        self.out = Outcome()
+        self.decided: set[int] = set()
+        self.unattributed: list[Sample] = []
+        self.differ: dict[int, list[Sample]] = {}
+
+    def run(self) -> Outcome:
+        """Every stage in order; each only adds verdicts to layers still undecided."""
+        self._root_layer()
+        if self.ev.handles_available:
+            self._attribute_samples()
+        self._probe_lowers()
+        if self.ev.handles_available:
+            self._eliminate()
+        self._work()
+        self._data_and_unresolved()
+        self._real_paths()
+        return self.out
+
+    # -- the root layer ---------------------------------------------------------------------
+    def _root_state(self) -> LayerState | None:
+        return next((s for s in self.states if self.ev.is_root_layer(s)), None)
+
+    def _decide(self, state: LayerState, verdict: Verified, reason: Reason,
+                method: ProofMethod = ProofMethod.NONE, strength: Strength | None = None,
+                note: str = "") -> None:
+        state.set(verdict, reason, method, strength, note)
+        self.decided.add(id(state))
+
+    def _root_layer(self) -> None:
+        state = self._root_state()
+        root = self.ev.root
+        if state is None or root is None:
+            return
+        if root.fid is None:
+            self._root_by_inode(state, root)
+            return
+        if self.ev.prefix:
+            return  # the mount's root is a merged subdirectory: it is a sample like any other
+        if state.fd is None:
+            return
+        verdict = same(state, root.fid, "")
+        if verdict is Same.YES:
+            self._decide(state, Verified.MATCH, Reason.ROOT_HANDLE_MATCH,
+                         ProofMethod.ROOT_HANDLE, Strength.PROVEN)
+        elif verdict is Same.NO:
+            self._decide(state, Verified.MISMATCH, Reason.ROOT_HANDLE_DIFFERS,
+                         ProofMethod.ROOT_HANDLE, Strength.PROVEN,
+                         f"the overlay root handle names another object (fs "
+                         f"{format_uuid(root.fid.uuid)})")
+        elif verdict is Same.LIKELY:
+            self._decide(state, Verified.UNVERIFIED, Reason.NO_DECODE_PRIVILEGE,
+                         ProofMethod.ROOT_HANDLE, Strength.LIKELY,
+                         "the root handle's bytes match, but its filesystem has no unique uuid "
+                         "and decoding it needs CAP_DAC_READ_SEARCH")
+
+    def _root_by_inode(self, state: LayerState, root: Sample) -> None:
+        if state.fd is None:
+            return
+        st = lstat_at(state.fd, self.ev.prefix) if self.ev.prefix else os.fstat(state.fd)
+        if st is None:
+            return
+        if ino_agrees(root.st, st):
+            self._decide(state, Verified.UNVERIFIED, Reason.INODE_CONSISTENT, ProofMethod.INODE,
+                         Strength.LIKELY)
+        else:
+            self._decide(state, Verified.UNVERIFIED, Reason.INODE_DIFFERS, ProofMethod.INODE,
+                         Strength.LIKELY, "the overlay root's inode number is not this "
+                         "directory's (no handles: likely, not proven)")
+
+    # -- merged samples ---------------------------------------------------------------------
+    def _candidates(self, fid: OverlayFid) -> list[LayerState]:
+        if fid.upper:
+            return [s for s in self.positions if s.layer.role == "upper"]
+        return [s for s in self.positions if s.layer.role == "lower"]
+
+    def _attribute(self, sample: Sample) -> LayerState | None:
+        """The declared layer whose object at the sample's path is the merged object."""
+        assert sample.fid is not None
+        first = sample.rel.split("/", 1)[0]
+        for state in self._candidates(sample.fid):
+            if state.fd is None:
+                continue
+            names = state.names()
+            if len(names) < 512 and not state.names_refused and first not in names:
+                continue
+            verdict = same(state, sample.fid, sample.rel)
+            if verdict in (Same.YES, Same.LIKELY):
+                return state
+        return None
+
+    def _attribute_samples(self) -> None:
+        samples = list(self.ev.samples)
+        if self.ev.prefix and self.ev.root is not None:
+            samples.insert(0, self.ev.root)
+        for sample in samples:
+            if sample.fid is None:
+                continue
+            state = self._attribute(sample)
+            if state is None:
+                self.unattributed.append(sample)
+                continue
+            if id(state) in self.decided:
+                continue
+            verdict = same(state, sample.fid, sample.rel)
+            strength = Strength.PROVEN if verdict is Same.YES else Strength.LIKELY
+            self._decide(
+                state, Verified.MATCH if strength is Strength.PROVEN else Verified.UNVERIFIED,
+                Reason.PROBE_MATCH, ProofMethod.PROBE_HANDLE, strength,
+                f"merged entry {sample.rel!r} is this layer's own object")
+
+    # -- probes from the declared layers -------------------------------------------------------
+    def _probe_lowers(self) -> None:
+        for i, state in enumerate(self.positions):
+            if id(state) in self.decided or state.fd is None:
+                continue
+            if self.ev.root is None:
+                self._decide(state, Verified.UNVERIFIED, Reason.NO_OVERLAY_ROOT)
+                continue
+            if self.root_fd is not None:
+                self._probe(state, self.positions[:i])
+
+    def _base_fd(self, state: LayerState) -> int | None:
+        assert state.fd is not None
+        return lookup(state.fd, self.ev.prefix) if self.ev.prefix else os.dup(state.fd)
+
+    def _probe(self, state: LayerState, higher: list[LayerState]) -> None:
+        """Names this layer holds and no higher layer does, looked up in the merged tree."""
+        base = self._base_fd(state)
+        if base is None:
+            self._decide(state, Verified.UNVERIFIED, Reason.EMPTY,
+                         note="the mount's subdirectory is not in this layer")
+            return
+        try:
+            self._probe_in(state, base, higher)
+        finally:
+            os.close(base)
+
+    def _higher_has(self, higher: list[LayerState], rel: str) -> bool:
+        return any(h.fd is not None and exists(h.fd, rel) for h in higher)
+
+    def _probe_in(self, state: LayerState, base: int, higher: list[LayerState]) -> None:
+        names = state.names() if not self.ev.prefix else _names(base)
+        if state.names_refused:
+            self._decide(state, Verified.UNVERIFIED, Reason.NOATIME_REFUSED)
+            return
+        differ: list[Sample] = []
+        agree = disagree = tried = 0
+        dirs: list[str] = []
+        for name in names:
+            rel = posixpath.join(self.ev.prefix, name) if self.ev.prefix else name
+            if is_whiteout(base, name):
+                continue
+            if self._higher_has(higher, rel):
+                st = lstat_at(base, name)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    dirs.append(name)
+                continue
+            assert self.root_fd is not None
+            sample = probe(self.root_fd, self.ev, rel)
+            if sample is None:
+                continue
+            tried += 1
+            if sample.fid is not None:
+                verdict = same(state, sample.fid, rel)
+                if verdict is Same.YES:
+                    self._decide(state, Verified.MATCH, Reason.PROBE_MATCH,
+                                 ProofMethod.PROBE_HANDLE, Strength.PROVEN,
+                                 f"probe {name!r} in the merged tree is this layer's object")
+                    return
+                if verdict is Same.NO:
+                    differ.append(sample)
+            elif not self.ev.handles_available:
+                real = lstat_at(base, name)
+                if real is not None and ino_agrees(sample.st, real):
+                    agree += 1
+                else:
+                    disagree += 1
+            if tried >= PROBE_TRIES:
+                break
+        if self.ev.handles_available and not differ and self._probe_deeper(state, base, dirs,
+                                                                           higher):
+            return
+        self._conclude(state, higher, names, differ, agree, disagree)
+
+    def _probe_deeper(self, state: LayerState, base: int, dirs: list[str],
+                      higher: list[LayerState]) -> bool:
+        """One level down, where this layer serves nothing at the top: positive evidence only
+        (a higher opaque or redirected directory may hide what lies below)."""
+        for name in dirs[:DEEP_DIRS]:
+            sub = lookup(base, name)
+            if sub is None:
+                continue
+            try:
+                for child in _names(sub)[:64]:
+                    rel = posixpath.join(self.ev.prefix, name, child) if self.ev.prefix else (
+                        f"{name}/{child}")
+                    if is_whiteout(sub, child) or self._higher_has(higher, rel):
+                        continue
+                    assert self.root_fd is not None
+                    sample = probe(self.root_fd, self.ev, rel)
+                    if sample is None or sample.fid is None:
+                        continue
+                    if same(state, sample.fid, rel) is Same.YES:
+                        self._decide(state, Verified.MATCH, Reason.PROBE_MATCH,
+                                     ProofMethod.PROBE_HANDLE, Strength.PROVEN,
+                                     f"probe {rel!r} in the merged tree is this layer's object")
+                        return True
+            finally:
+                os.close(sub)
+        return False
+
+    def _conclude(self, state: LayerState, higher: list[LayerState], names: list[str],
+                  differ: list[Sample], agree: int, disagree: int) -> None:
+        higher_proven = all(h.proven for h in higher)
+        if differ and higher_proven:
+            self._decide(state, Verified.MISMATCH, Reason.PROBE_DIFFERS, ProofMethod.PROBE_HANDLE,
+                         Strength.PROVEN, f"{len(differ)} name(s) only this path holds are "
+                         "served by other objects in the merged tree")
+            self.differ[id(state)] = differ
+        elif differ:
+            self._decide(state, Verified.UNVERIFIED, Reason.HIGHER_UNPROVEN)
+        elif agree and not disagree:
+            self._decide(state, Verified.UNVERIFIED, Reason.INODE_CONSISTENT, ProofMethod.INODE,
+                         Strength.LIKELY)
+        elif disagree and not agree:
+            self._decide(state, Verified.UNVERIFIED, Reason.INODE_DIFFERS, ProofMethod.INODE,
+                         Strength.LIKELY, f"{disagree} name(s) only this path holds have other "
+                         "inode numbers in the merged tree (no handles: likely, not proven)")
+        elif agree and disagree:
+            self._decide(state, Verified.UNVERIFIED, Reason.AMBIGUOUS, ProofMethod.INODE)
+        elif not names:
+            self._decide(state, Verified.UNVERIFIED, Reason.EMPTY)
+        else:
+            self._decide(state, Verified.UNVERIFIED, Reason.COVERED)
+
+    # -- elimination: merged objects no declared layer accounts for ------------------------------
+    def _locate(self, sample: Sample) -> Orphan:
+        assert sample.fid is not None
+        fid = sample.fid
+        results: list[Decoded] = []
+        for index in self.ctx.indexes():
+            found = index.decode(fid.uuid, fid.type, fid.fid)
+            results.append(found)
+            if found.path is not None:
+                root = _strip(found.path, sample.rel)
+                if root is not None:
+                    return Orphan("path", fid.uuid, root=root, names=[sample.rel], sample=sample)
+        known = any(index.known(fid.uuid) for index in self.ctx.indexes())
+        if not known and results and all(r.stale for r in results):
+            return Orphan("detached", fid.uuid, names=[sample.rel], sample=sample)
+        return Orphan("unresolved", fid.uuid, names=[sample.rel], sample=sample)
+
+    def _eliminate(self) -> None:
+        pending = [s for s in self.unattributed if s.fid is not None]
+        for states_differ in self.differ.values():
+            pending += states_differ
+        groups: dict[tuple[str, bytes, str | None], Orphan] = {}
+        for sample in pending:
+            orphan = self._locate(sample)
+            if self._accounted(orphan):
+                continue
+            key = (orphan.kind, orphan.uuid, orphan.root)
+            if key in groups:
+                groups[key].names.append(sample.rel)
+            else:
+                groups[key] = orphan
+        self.out.orphans = list(groups.values())
+        if not groups:
+            return
+        open_ = [s for s in self.positions if not s.proven and s.layer.verified !=
+                 Verified.MISMATCH]
+        mismatched = [s for s in self.positions if s.layer.verified == Verified.MISMATCH
+                      and s.layer.real_path is None]
+        targets = open_ + mismatched
+        orphans = list(groups.values())
+        if len(targets) == 1 and len({(o.kind, o.uuid, o.root) for o in orphans}) == 1:
+            self._assign(targets[0], orphans[0])
+            return
+        for orphan in orphans:
+            if orphan.kind == "detached":
+                labels = [s.label for s in targets if not _on_fs(s, orphan.uuid)]
+                self.out.ambiguous_detached.append((labels, orphan))
+
+    def _accounted(self, orphan: Orphan) -> bool:
+        """The orphan's real root is a proven layer's directory (e.g. a copied-up origin)."""
+        if orphan.kind != "path":
+            return False
+        return any(s.proven and orphan.root in (s.layer.path, s.layer.host_path)
+                   for s in self.positions)
+
+    def _assign(self, state: LayerState, orphan: Orphan) -> None:
+        """The one unproven layer position is served by the orphan's directory."""
+        names = ", ".join(repr(n) for n in orphan.names[:3])
+        if orphan.kind == "path":
+            state.layer.real_path = orphan.root
+            if state.fd is None and state.layer.declared.startswith("/"):
+                reason_note = f"merged entries ({names}) come from {orphan.root}"
+                self._decide(state, Verified.UNVERIFIED, Reason.NOT_RESOLVED,
+                             ProofMethod.PROBE_HANDLE, Strength.PROVEN, reason_note)
+            elif state.fd is None:
+                self._decide(state, Verified.MATCH, Reason.ELIMINATION, ProofMethod.PROBE_HANDLE,
+                             Strength.PROVEN, f"declared by file descriptor; merged entries "
+                             f"({names}) decode to {orphan.root}, the one layer not otherwise "
+                             "accounted for")
+            else:
+                self._decide(state, Verified.MISMATCH, Reason.ELIMINATION,
+                             ProofMethod.PROBE_HANDLE, Strength.PROVEN,
+                             f"merged entries ({names}) come from {orphan.root}, the one layer "
+                             "no other declared path is; this path does not hold them")
+        elif orphan.kind == "detached":
+            self.out.detached[state.label] = orphan.uuid
+            if state.fd is not None and not _on_fs(state, orphan.uuid):
+                self._decide(state, Verified.MISMATCH, Reason.FS_DETACHED,
+                             ProofMethod.PROBE_HANDLE, Strength.PROVEN,
+                             f"merged entries ({names}) come from fs "
+                             f"{format_uuid(orphan.uuid)}, which this path is not on and which "
+                             "is mounted nowhere visible")
+            else:
+                self._decide(state, Verified.UNVERIFIED, Reason.FS_DETACHED,
+                             ProofMethod.PROBE_HANDLE, Strength.PROVEN)
+
+    # -- work and data layers -------------------------------------------------------------------
+    def _work(self) -> None:
+        work = next((s for s in self.states if s.layer.role == "work"), None)
+        upper = next((s for s in self.states if s.layer.role == "upper"), None)
+        if work is None or work.facts is None or upper is None:
+            return
+        fid = self.ev.root.fid if self.ev.root is not None else None
+        real_keys = [fid.uuid] if fid is not None and fid.upper and fid.uuid != NULL_UUID else []
+        work_keys = _fs_keys(work)
+        if real_keys and work_keys and NULL_UUID not in work_keys:
+            elsewhere = real_keys[0] not in work_keys
+        elif upper.facts is not None and upper.proven:
+            elsewhere = work.facts.dev != upper.facts.dev
+        else:
+            elsewhere = None
+        if elsewhere:
+            self._decide(work, Verified.MISMATCH, Reason.WORK_OTHER_FS, ProofMethod.ROOT_HANDLE,
+                         Strength.PROVEN)
+            return
+        self._work_index(work)
+
+    def _work_index(self, work: LayerState) -> None:
+        prefix = "user" if self.userxattr else "trusted"
+        stored = None
+        if self.index_on and work.fd is not None:
+            ifd = lookup(work.fd, "index")
+            if ifd is not None:
+                stored = get_xattr(ifd, f"{prefix}.overlay.upper")
+                os.close(ifd)
+        root = self.ev.root_handle
+        if stored is not None and root is not None and not self.ev.prefix:
+            ok = stored == bytes.fromhex(root.hex)[3:]
+            self._decide(work, Verified.MATCH if ok else Verified.MISMATCH,
+                         Reason.INDEX_XATTR_MATCH if ok else Reason.INDEX_XATTR_DIFFERS,
+                         ProofMethod.INDEX_XATTR, Strength.PROVEN)
+            return
+        self._decide(work, Verified.UNVERIFIED, Reason.WORK_SAME_FS)
+
+    def _data_and_unresolved(self) -> None:
+        for state in self.states:
+            if id(state) in self.decided:
+                continue
+            if state.fd is None:
+                self._decide(state, Verified.UNVERIFIED, Reason.NOT_RESOLVED)
+            elif state.layer.role == "data":
+                self._decide(state, Verified.UNVERIFIED, Reason.DATA_ONLY)
+            elif not self.ev.handles_available and self.ev.root is not None:
+                self._decide(state, Verified.UNVERIFIED, Reason.NOT_CHECKED)
+
+    def _real_paths(self) -> None:
+        """The proven path of every matched layer; the decoded root for the root layer."""
+        for state in self.states:
+            layer = state.layer
+            if layer.verified == Verified.MATCH and layer.real_path is None:
+                layer.real_path = layer.host_path or layer.path
+        state = self._root_state()
+        root = self.ev.root
+        if state is None or root is None or root.fid is None or self.ev.prefix:
+            return
+        if state.layer.real_path is not None:
+            return
+        if not self.ctx.can_decode:
+            state.layer.verify_note += f"; real path unknown: {self.ctx.decode_reason}"
+            return
+        orphan = self._locate(root)
+        if orphan.kind == "path":
+            state.layer.real_path = orphan.root
+        elif orphan.kind == "detached":
+            self.out.detached[state.label] = orphan.uuid
+            if state.fd is not None and state.layer.verified == Verified.UNVERIFIED:
+                self._decide(state, Verified.MISMATCH, Reason.FS_DETACHED,
+                             ProofMethod.ROOT_HANDLE, Strength.PROVEN)
+
+
+def _on_fs(state: LayerState, uuid: bytes) -> bool:
+    keys = _fs_keys(state)
+    return uuid != NULL_UUID and uuid in keys
+
+
+def _strip(path: str, rel: str) -> str | None:
+    """The layer root for an object at ``rel`` whose real path is ``path`` (None if it is not
+    at that relative path, e.g. a copied-up file renamed since)."""
+    if not rel:
+        return path
+    suffix = "/" + rel
+    if not path.endswith(suffix):
+        return None
+    return path[: -len(suffix)] or "/"
+
+
+def _names(fd: int) -> list[str]:
+    try:
+        return list_names(fd, 512)
+    except NoAtimeRefused:
+        return []

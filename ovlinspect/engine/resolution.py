@@ -1,0 +1,147 @@
+"""Resolve each declared layer path to an open directory, in the process's own view first and
+outside it (an ancestor's or the host's view) second; relative paths against the cwd that the
+overlay's own root handle proves."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable
+
+from ovlinspect.engine.evidence import Evidence, ino_agrees
+from ovlinspect.engine.state import LayerState, NamespaceContext
+from ovlinspect.host.fsindex import FsIndex
+from ovlinspect.host.view import Resolution, is_fd_path
+from ovlinspect.kernel.handles import format_uuid, to_model
+from ovlinspect.kernel.objects import facts, handle_of, lstat_at
+
+Prover = Callable[[LayerState, int], bool]
+
+
+def resolve_layers(states: list[LayerState], ctx: NamespaceContext, ev: Evidence) -> None:
+    """Resolve every declared path; the root layer first, so that it can fix a relative cwd."""
+    assert ctx.view is not None
+    bases = _relative_bases(states, ctx, ev)
+    proven_base: list[tuple[str, str]] = []
+    for state in sorted(states, key=lambda s: not ev.is_root_layer(s)):
+        declared = state.layer.declared
+        if is_fd_path(declared):
+            continue
+        if declared.startswith("/"):
+            _resolve_absolute(state, ctx)
+        else:
+            _resolve_relative(state, ctx, ev, bases, proven_base)
+
+
+def _relative_bases(states: list[LayerState], ctx: NamespaceContext, ev: Evidence) -> list[str]:
+    """Plausible cwds of the mounter, most telling first.
+
+    The ancestors of the root layer's real path (decoded from the overlay's own handle) come
+    first: one of them is the cwd the relative path was typed in.  Then the process's cwd and the
+    mount point's ancestors.  Whichever is used is proven, or the note says it is a guess.
+    """
+    if all(s.layer.declared.startswith("/") for s in states):
+        return []
+    bases: list[str] = []
+    anchors = [ev.decoded_root_path(ctx), ctx.cwd, ev.mount_point]
+    for anchor in anchors:
+        if not anchor or not anchor.startswith("/"):
+            continue
+        path = anchor if anchor is ctx.cwd else posixpath.dirname(anchor)
+        while path not in bases:
+            bases.append(path)
+            path = posixpath.dirname(path)
+    return bases
+
+
+def _adopt(state: LayerState, res: Resolution, index: FsIndex | None) -> None:
+    state.fd, res.fd = res.fd, None
+    state.index = index
+    state.layer.symlinks = res.symlinks
+    assert state.fd is not None
+    f = state.facts = facts(state.fd)
+    layer = state.layer
+    layer.dev, layer.ino = f.dev, f.ino
+    layer.mount_id = f.mount_id
+    layer.handle = to_model(f.handle)
+    state.fs = index.by_mount_id(f.mount_id) if index is not None else None
+    uuid = f.uuid
+    if uuid is None and state.fs is not None and state.fs.keys:
+        uuid = state.fs.keys[0]
+    layer.fs_uuid = format_uuid(uuid)
+    mount = index.by_id.get(f.mount_id) if index and f.mount_id is not None else None
+    layer.fs_type = mount.fs_type if mount else None
+
+
+def _resolve_absolute(state: LayerState, ctx: NamespaceContext) -> None:
+    assert ctx.view is not None
+    res = ctx.view.resolve(state.layer.declared)
+    if res.fd is not None:
+        state.layer.path = res.path
+        _adopt(state, res, ctx.index)
+        return
+    for outer in ctx.outers:
+        found = outer.view.resolve(state.layer.declared)
+        if found.fd is not None:
+            state.layer.host_path = found.path
+            state.base_note = f"found outside the namespace, in {outer.label}"
+            _adopt(state, found, outer.index)
+            return
+    state.layer.symlinks = res.symlinks
+    state.base_note = f"does not resolve: {res.error}"
+
+
+def _resolve_relative(state: LayerState, ctx: NamespaceContext, ev: Evidence, bases: list[str],
+                      proven_base: list[tuple[str, str]]) -> None:
+    """Try each plausible cwd; keep the one the overlay's evidence proves, else the first."""
+    assert ctx.view is not None
+    if proven_base:
+        base, by = proven_base[0]
+        res = ctx.view.resolve(state.layer.declared, base)
+        if res.fd is not None:
+            state.layer.path = res.path
+            state.base_note = f"relative to {base} (the cwd proven for {by})"
+            _adopt(state, res, ctx.index)
+            return
+    first: tuple[str, Resolution] | None = None
+    for base in bases:
+        res = ctx.view.resolve(state.layer.declared, base)
+        if res.fd is None:
+            continue
+        how = _proves_root(state, res.fd, ev)
+        if how:
+            if first is not None:
+                first[1].close()
+            state.layer.path = res.path
+            state.base_note = f"relative to {base} ({how})"
+            proven_base.append((base, state.label))
+            _adopt(state, res, ctx.index)
+            return
+        if first is None:
+            first = (base, res)
+        else:
+            res.close()
+    if first is None:
+        state.base_note = (f"relative to an unknown cwd: found under none of {len(bases)} "
+                           "candidate directories")
+        return
+    base, res = first
+    state.layer.path = res.path
+    state.base_note = f"relative to {base} (a guess: the mounter's cwd was not recorded)"
+    _adopt(state, res, ctx.index)
+
+
+def _proves_root(state: LayerState, fd: int, ev: Evidence) -> str:
+    """How this candidate for the root layer is confirmed by the overlay root, or ''."""
+    if not ev.is_root_layer(state) or ev.root is None:
+        return ""
+    fid = ev.root.fid
+    if fid is not None:
+        handle = handle_of(fd, ev.prefix) if ev.prefix else handle_of(fd)
+        return "proven by the overlay root handle" if handle and fid.matches(handle) else ""
+    if ev.handles_available:
+        return ""
+    st = lstat_at(fd, ev.prefix) if ev.prefix else os.fstat(fd)
+    if st is not None and ino_agrees(ev.root.st, st):
+        return "the likely cwd: its inode numbers agree with the overlay root (no handles)"
+    return ""

@@ -1,0 +1,98 @@
+"""What analysing one overlay needs and holds: the namespace's views, and each layer's open
+directory while the mount is analysed (every fd is closed by :func:`close_all`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ovlinspect.host.fsindex import Filesystem, FsIndex
+from ovlinspect.host.view import View
+from ovlinspect.kernel.objects import DirFacts, NoAtimeRefused, list_names
+from ovlinspect.model import Layer, Proof, ProofMethod, Strength, Verified
+from ovlinspect.model.reasons import MEANING, Reason
+
+NAME_LIMIT = 512
+
+
+@dataclass
+class Outer:
+    """A view outside the namespace (an ancestor's, or pid 1's) for paths that are not inside."""
+
+    view: View
+    index: FsIndex
+    label: str
+
+
+@dataclass
+class NamespaceContext:
+    """What analysing the overlays of one mount namespace needs."""
+
+    view: View | None
+    index: FsIndex | None
+    outers: list[Outer] = field(default_factory=list)
+    cwd: str | None = None
+    no_view_reason: str = ""
+    can_decode: bool = True
+    decode_reason: str = ""
+
+    def indexes(self) -> list[FsIndex]:
+        """The namespace's own index first, then the outer ones."""
+        own = [self.index] if self.index is not None else []
+        return own + [o.index for o in self.outers]
+
+
+@dataclass
+class LayerState:
+    """A declared layer and the open O_PATH fd of the directory its path resolved to."""
+
+    layer: Layer
+    fd: int | None = None
+    facts: DirFacts | None = None
+    index: FsIndex | None = None
+    fs: Filesystem | None = None
+    base_note: str = ""
+    _names: list[str] | None = None
+    names_refused: bool = False
+
+    @property
+    def label(self) -> str:
+        """``upper``, ``work``, ``lower[i]``, ``data[j]``."""
+        return self.layer.label
+
+    @property
+    def is_position(self) -> bool:
+        """Upper and lowers: the layers that serve merged objects by name."""
+        return self.layer.role in ("upper", "lower")
+
+    def names(self) -> list[str]:
+        """Up to NAME_LIMIT top-level names (sorted), read once, without touching atime."""
+        if self._names is None:
+            self._names = []
+            if self.fd is not None:
+                try:
+                    self._names = list_names(self.fd, NAME_LIMIT)
+                except NoAtimeRefused:
+                    self.names_refused = True
+        return self._names
+
+    @property
+    def proven(self) -> bool:
+        """Proven to be the layer in use."""
+        return self.layer.verified == Verified.MATCH
+
+    def set(self, verdict: Verified, reason: Reason, method: ProofMethod = ProofMethod.NONE,
+            strength: Strength | None = None, note: str = "") -> None:
+        """Record the verdict, its proof and the note (the base note is appended)."""
+        self.layer.verified = verdict
+        self.layer.proof = Proof(method=method, strength=strength, reason=reason.value)
+        text = note or MEANING[reason]
+        self.layer.verify_note = "; ".join(n for n in (text, self.base_note) if n)
+
+
+def close_all(states: list[LayerState]) -> None:
+    """Close every layer fd."""
+    for state in states:
+        if state.fd is not None:
+            os.close(state.fd)
+            state.fd = None
