@@ -15,7 +15,16 @@ import sys
 import time
 from typing import Any
 
-from ovlinspect.model import Handle, Layer, Namespace, Overlay, OverlayOptions, Process, Scan
+from ovlinspect.model import (
+    Handle,
+    Layer,
+    Namespace,
+    Overlay,
+    OverlayOptions,
+    Process,
+    Scan,
+    Status,
+)
 from ovlinspect.model.hazards import hazard
 from ovlinspect.tui.app import OvlInspectApp
 
@@ -45,8 +54,10 @@ def synthetic_scan(namespaces: int = 300, overlays: int = 20) -> Scan:
             overlay = Overlay(mount_id, None, f"{D}/{top}/merged", "overlay", "overlay",
                               "rw,relatime", "rw,lowerdir=" + ":".join(lowers),
                               OverlayOptions(lowerdir=lowers), layers=layers)
+            overlay.status = Status.INFO
             if o % 7 == 3:
                 overlay.hazards.append(hazard("volatile", None, "volatile upper"))
+                overlay.status = Status.WARNING
             ns.overlays.append(overlay)
         scan.namespaces.append(ns)
     return scan

@@ -6,7 +6,6 @@ Only the TUI and ``--screenshot`` paths import textual.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -103,11 +102,12 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         print(f"ovlinspect demo: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        from ovlinspect.report.jsonreport import dumps
+        from ovlinspect.model.codec import scan_to_wire
+        from ovlinspect.report.jsonreport import encode
 
-        document = json.loads(dumps(result))
+        document = scan_to_wire(result)
         document["lab"] = lab_info(lab)
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(encode(document) + "\n")
     elif args.plain:
         from ovlinspect.report.plain import print_scan
 

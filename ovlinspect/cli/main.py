@@ -9,9 +9,19 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ovlinspect import __version__
-from ovlinspect.cli.options import EXIT_HAZARDS, EXIT_OK, EXIT_USAGE, add_output_options
+from ovlinspect.cli.options import (
+    EXIT_HAZARDS,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_output_options,
+    check_output_options,
+)
+
+if TYPE_CHECKING:
+    from ovlinspect.model import Hazard, Overlay, Scan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,11 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_options(
         parser,
         plain_help="print a tree for humans and bug reports",
-        check_help="exit 1 when any hazard of severity warning or worse is found",
+        check_help="exit 1 when any hazard of severity warning or worse is found, 0 when none, "
+        "2 on bad input or a --pid that is gone (not with --screenshot)",
         watch_help="TUI: also rescan every SECONDS (mount table changes always rescan)",
     )
     parser.add_argument("--from-file", metavar="FILE",
-                        help="analyse a saved mountinfo ('-' for stdin); no live resolution")
+                        help="analyse a saved mountinfo ('-' for stdin); no live resolution. "
+                        "Refused (exit 2) when larger than 64 MiB, with a line over 8 MiB, or "
+                        "without any mount line")
+    parser.add_argument("--json-schema", action="store_true",
+                        help="print the JSON Schema of the --json report and exit")
     return parser
 
 
@@ -42,32 +57,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ovlinspect.cli.demo import main as demo_main
 
         return demo_main(args_list[1:])
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    check_output_options(parser, args)
     try:
         return _run(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # Downstream closed the pipe (e.g. `| head`): not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         return EXIT_OK
 
 
+def _drop_stdout() -> None:
+    """Downstream closed the pipe (e.g. ``| head``): discard further output, no traceback, and
+    no failed flush at exit (which would turn the exit status into 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _run(args: argparse.Namespace) -> int:
-    from ovlinspect.engine.scan import ScanError, scan, scan_text
+    if args.json_schema:
+        from ovlinspect.model.codec import schema_text
+
+        sys.stdout.write(schema_text())
+        return EXIT_OK
+    from ovlinspect.engine.scan import ScanError, scan
 
     headless = args.json or args.plain or args.check or args.screenshot
     if not headless and not sys.stdout.isatty():
         args.plain = True
     try:
         if args.from_file is not None:
-            result = scan_text(_read_input(args.from_file), source=args.from_file)
+            result = _scan_file(args.from_file)
         elif args.screenshot or not (args.json or args.plain or args.check):
             result = None  # the TUI scans in its own worker
         else:
             result = scan(pids=args.pid)
     except ScanError as exc:
-        print(f"ovlinspect: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
 
     if result is not None and (args.json or args.plain or args.check):
@@ -79,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             save_screenshot(args.screenshot, size=args.size, pids=args.pid, scan_result=result)
         except (ScanError, OSError) as exc:
-            print(f"ovlinspect: {exc}", file=sys.stderr)
+            _error(exc)
             return EXIT_USAGE
         print(args.screenshot)
         return EXIT_OK
@@ -87,22 +116,51 @@ def _run(args: argparse.Namespace) -> int:
                    watch=args.watch)
 
 
-def _read_input(path: str) -> str:
-    from ovlinspect.engine.scan import ScanError
+def _error(exc: Exception) -> None:
+    from ovlinspect.report.textsafe import visible
+
+    print(f"ovlinspect: {visible(str(exc))}", file=sys.stderr)
+
+
+def _scan_file(path: str) -> Scan:
+    """``--from-file``: stream the file through the bounded reader (see ``read_lines``)."""
+    from ovlinspect.engine.scan import ScanError, scan_text
+    from ovlinspect.mounts.mountinfo import read_lines
 
     try:
         if path == "-":
-            return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+            if sys.stdin is None:
+                raise ScanError("-: there is no standard input")
+            return scan_text(read_lines(sys.stdin.buffer), source=path)
         with open(path, "rb") as handle:
-            return handle.read().decode("utf-8", "surrogateescape")
+            return scan_text(read_lines(handle), source=path)
     except OSError as exc:
-        raise ScanError(f"cannot read {path}: {exc.strerror}") from None
+        raise ScanError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _print_report(args: argparse.Namespace, result: object) -> int:
+    """Print the report; the exit status is decided first, so a closed pipe cannot change it."""
     from ovlinspect.model import Scan, Severity
 
     assert isinstance(result, Scan)
+    bad = [
+        (o, h)
+        for ns in result.namespaces
+        for o in ns.overlays
+        for h in o.all_hazards()
+        if h.severity.rank >= Severity.WARNING.rank
+    ] if args.check else []
+    status = EXIT_HAZARDS if bad else EXIT_OK
+    try:
+        _write_report(args, result, bad)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    return status
+
+
+def _write_report(args: argparse.Namespace, result: Scan,
+                  bad: list[tuple[Overlay, Hazard]]) -> None:
     if args.json:
         from ovlinspect.report.jsonreport import dumps
 
@@ -111,21 +169,11 @@ def _print_report(args: argparse.Namespace, result: object) -> int:
         from ovlinspect.report.plain import print_scan
 
         print_scan(result)
-    if not args.check:
-        return EXIT_OK
-    from ovlinspect.report.textsafe import visible
+    elif args.check:
+        from ovlinspect.report.textsafe import visible
 
-    bad = [
-        (o, h)
-        for ns in result.namespaces
-        for o in ns.overlays
-        for h in o.all_hazards()
-        if h.severity.rank >= Severity.WARNING.rank
-    ]
-    if not (args.json or args.plain):
         for overlay, h in bad:
             where = visible(overlay.mount_point) + (f" {h.layer}" if h.layer else "")
             print(f"{h.severity.value}: {where}: {h.code}: {visible(h.message)}")
         if not bad:
             print("ok: no hazard of severity warning or worse")
-    return EXIT_HAZARDS if bad else EXIT_OK

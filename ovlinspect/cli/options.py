@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 EXIT_OK = 0
 EXIT_HAZARDS = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # also bad input (refused --from-file) and a --pid that is gone
+
+# --watch bounds: faster than 0.1 s only burns CPU; a day is longer than anyone watches.
+WATCH_MIN = 0.1
+WATCH_MAX = 86400.0
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -19,13 +24,15 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _positive_float(text: str) -> float:
+def _watch_seconds(text: str) -> float:
+    """A rescan interval: a finite number of seconds within ``WATCH_MIN``..``WATCH_MAX``."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    if not (math.isfinite(value) and WATCH_MIN <= value <= WATCH_MAX):
+        raise argparse.ArgumentTypeError(
+            f"must be between {WATCH_MIN:g} and {WATCH_MAX:g} seconds, not {text!r}")
     return value
 
 
@@ -42,5 +49,16 @@ def add_output_options(parser: argparse.ArgumentParser, *, plain_help: str, chec
                         help="terminal size for --screenshot (default 120x40)")
     parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
                         help="where the TUI's 's' key saves SVG screenshots (default: .)")
-    parser.add_argument("--watch", type=_positive_float, metavar="SECONDS", help=watch_help)
+    parser.add_argument("--watch", type=_watch_seconds, metavar="SECONDS",
+                        help=f"{watch_help} ({WATCH_MIN:g} to {WATCH_MAX:g})")
     return out
+
+
+def check_output_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Reject what the exclusive group cannot express (``parser.error`` exits with status 2).
+
+    ``--check`` with ``--screenshot`` is refused: a screenshot shows hazards but has no exit
+    status, and honouring only one of them silently would mislead a script.
+    """
+    if args.check and args.screenshot:
+        parser.error("--check cannot be combined with --screenshot; run them separately")

@@ -52,8 +52,7 @@ def _verify(overlay: Overlay, entry: MountEntry, ctx: NamespaceContext,
     opts = overlay.options
     has_upper = opts.upperdir is not None
     if root_fd is not None:
-        ev = gather(root_fd, entry.mount_point, entry.root, has_upper,
-                    opts.flags.get("nfs_export") == "on")
+        ev = gather(root_fd, entry.mount_point, entry.root, has_upper)
     else:
         ev = Evidence(mount_point=entry.mount_point, prefix=entry.root.strip("/"),
                       has_upper=has_upper)
@@ -64,7 +63,7 @@ def _verify(overlay: Overlay, entry: MountEntry, ctx: NamespaceContext,
     try:
         resolve_layers(states, ctx, ev)
         outcome = Reconciler(states, ev, ctx, root_fd, opts.flags).run()
-        _backing(states)
+        _backing(states, ctx)
         _findings(overlay, states, ev, outcome, ctx)
     finally:
         close_all(states)
@@ -88,13 +87,13 @@ def _findings(overlay: Overlay, states: list[LayerState], ev: Evidence, outcome:
         overlay.notes.append(f"real paths of unproven layers unknown: {ctx.decode_reason}")
 
 
-def _backing(states: list[LayerState]) -> None:
+def _backing(states: list[LayerState], ctx: NamespaceContext) -> None:
     for state in states:
         if state.index is None or state.layer.mount_id is None:
             continue
         mount = state.index.by_id.get(state.layer.mount_id)
         if mount is not None:
-            state.layer.backing = backing_of(mount)
+            state.layer.backing = backing_of(mount, state.index.view)
 
 
 @contextmanager

@@ -4,8 +4,9 @@ entries, each with its overlay handle (which names the real object serving it) a
 Nothing here writes.  Directories are read with O_NOATIME (which overlayfs passes to the layers,
 so no layer's atime changes), lookups use O_PATH.  On an overlay with an upper layer and
 ``nfs_export=on``, encoding a handle of a lower-only directory below a merged directory that is not
-in upper copies it up (KERNEL-NOTES): directories are only encoded where their parent is the
-overlay's root, which is always in upper.
+in upper copies it up (KERNEL-NOTES), and so does encoding one through an outer overlay whose lower
+is such an overlay: directories are only encoded where their parent is the overlay's root, which is
+always in upper.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ovlinspect.kernel.syscalls import (
 from ovlinspect.model import Handle
 
 SAMPLE_LIMIT = 256
-XINO_LOW_BITS = 32
+XINO_MIN_SHIFT = 32  # xino puts the layer fs index in the top bits
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,16 @@ class Evidence:
             return layer.role == "upper"
         return layer.role == "lower" and layer.index == 0
 
+    def dir_inodes_persistent(self) -> bool:
+        """Directory inode numbers are the real ones (all layers on one filesystem, or xino):
+        then merged non-directories share the overlay's st_dev.  With layers on several
+        filesystems and no xino, they carry a per-filesystem pseudo device instead, and
+        directories get overlay-private inode numbers (fs/overlayfs/inode.c, ovl_map_dev_ino)."""
+        if self.root is None:
+            return False
+        files = [s for s in self.samples if not s.is_dir]
+        return bool(files) and all(s.st.st_dev == self.root.st.st_dev for s in files)
+
     def decoded_root_path(self, ctx: NamespaceContext) -> str | None:
         """The real path of the root layer from the root handle (only when the mount's root is
         the overlay's root: a bind of a subdirectory names the subdirectory)."""
@@ -89,14 +100,17 @@ def _overlay_handle(fd: int) -> RawHandle | None:
         return None
 
 
-def gather(root_fd: int, mount_point: str, root: str, has_upper: bool,
-           nfs_export: bool) -> Evidence:
+def gather(root_fd: int, mount_point: str, root: str, has_upper: bool) -> Evidence:
     """The overlay root's handle and a sample of top-level merged entries."""
     ev = Evidence(mount_point=mount_point, prefix=root.strip("/"), has_upper=has_upper)
-    ev.nfs_guard = has_upper and nfs_export
-    if ev.nfs_guard and "/" in ev.prefix:
-        ev.notes.append("the mount's root is a nested directory of an nfs_export overlay: its "
-                        "handle is not taken, because encoding it could copy it up")
+    # Encoding a directory below a merged directory that is not in upper copies it up on an
+    # nfs_export overlay, and also inside an nfs_export overlay used as a lower of this one
+    # (which nothing in our options reveals): only directories whose parent is the overlay's
+    # root are ever encoded.
+    ev.nfs_guard = True
+    if "/" in ev.prefix:
+        ev.notes.append("the mount's root is a nested directory of the overlay: its handle is not "
+                        "taken, because encoding it could copy it up (nfs_export)")
         return ev
     try:
         raw = name_to_handle_at(root_fd, "", AT_EMPTY_PATH | AT_HANDLE_FID
@@ -126,8 +140,8 @@ def gather(root_fd: int, mount_point: str, root: str, has_upper: bool,
 def probe(root_fd: int, ev: Evidence, rel: str) -> Sample | None:
     """Look ``rel`` (a path below the overlay's own root) up in the merged tree and sample it.
 
-    On an nfs_export overlay with an upper, only directories whose parent is the overlay's root
-    (always in upper) are encoded: encoding others could copy them up.
+    Only directories whose parent is the overlay's root (always in upper) are encoded: encoding
+    others could copy them up on an nfs_export overlay, or inside a nested one.
     """
     prefix = ev.prefix
     if prefix and not (rel == prefix or rel.startswith(prefix + "/")):
@@ -157,5 +171,6 @@ def ino_agrees(merged: os.stat_result, real: os.stat_result) -> bool:
         return False
     if merged.st_ino == real.st_ino:
         return True
-    low = (1 << XINO_LOW_BITS) - 1
-    return real.st_ino <= low and (merged.st_ino & low) == real.st_ino
+    extra = merged.st_ino ^ real.st_ino
+    lowest = (extra & -extra).bit_length() - 1
+    return lowest >= XINO_MIN_SHIFT and real.st_ino >> lowest == 0 and extra & real.st_ino == 0

@@ -11,6 +11,7 @@ Without overlay handles (rootless overlays, lowers that cannot export handles), 
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import stat
@@ -19,7 +20,8 @@ from enum import Enum
 
 from ovlinspect.engine.evidence import Evidence, Sample, ino_agrees, probe
 from ovlinspect.engine.state import LayerState, NamespaceContext
-from ovlinspect.host.fsindex import NULL_UUID, Decoded, same_object
+from ovlinspect.host.fsindex import NULL_UUID, Decoded, FsIndex, decoded_stat, same_object
+from ovlinspect.host.view import is_fd_path
 from ovlinspect.kernel.handles import OverlayFid, format_uuid
 from ovlinspect.kernel.objects import (
     NoAtimeRefused,
@@ -54,6 +56,7 @@ class Orphan:
     kind: str  # "path" (decoded: root is the real layer root), "detached", "unresolved"
     uuid: bytes
     root: str | None = None
+    index: FsIndex | None = None
     names: list[str] = field(default_factory=list)
     sample: Sample | None = None
 
@@ -94,7 +97,28 @@ def same(state: LayerState, fid: OverlayFid, rel: str) -> Same:
     verdict = same_object(state.fs.fd, fid.type, fid.fid, st)
     if verdict is None:
         return Same.LIKELY
-    return Same.YES if verdict else Same.NO
+    if not verdict:
+        return Same.NO
+    return Same.LIKELY if _twin_elsewhere(state, fid, st) else Same.YES
+
+
+def _twin_elsewhere(state: LayerState, fid: OverlayFid, st: os.stat_result) -> bool:
+    """Another filesystem with no unique uuid decodes the handle to an object that looks the
+    same (squashfs handles carry generation 0, so they decode on any squashfs with that inode
+    number): byte-identical images cannot be told apart."""
+    assert state.index is not None and state.fs is not None
+    for other in state.index.filesystems:
+        if other is state.fs or not other.ambiguous:
+            continue
+        got = decoded_stat(other.fd, fid.type, fid.fid)
+        if got is not None and _looks_same(got, st):
+            return True
+    return False
+
+
+def _looks_same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_mode, a.st_size, a.st_nlink, a.st_mtime_ns, a.st_uid, a.st_gid) == (
+        b.st_mode, b.st_size, b.st_nlink, b.st_mtime_ns, b.st_uid, b.st_gid)
 
 
 class Reconciler:
@@ -122,6 +146,8 @@ class Reconciler:
         self._probe_lowers()
         if self.ev.handles_available:
             self._eliminate()
+        elif self.root_fd is not None:
+            self._eliminate_by_name()
         self._work()
         self._data_and_unresolved()
         self._real_paths()
@@ -165,11 +191,17 @@ class Reconciler:
                          "and decoding it needs CAP_DAC_READ_SEARCH")
 
     def _root_by_inode(self, state: LayerState, root: Sample) -> None:
-        if state.fd is None:
+        if state.fd is None or self.root_fd is None:
+            return
+        absent = self._absent(state, [])
+        if absent:
+            self._name_absent(state, absent, Strength.PROVEN)
             return
         st = lstat_at(state.fd, self.ev.prefix) if self.ev.prefix else os.fstat(state.fd)
         if st is None:
             return
+        if not self.ev.dir_inodes_persistent():
+            return  # layers on several filesystems without xino: directory inodes mean nothing
         if ino_agrees(root.st, st):
             self._decide(state, Verified.UNVERIFIED, Reason.INODE_CONSISTENT, ProofMethod.INODE,
                          Strength.LIKELY)
@@ -177,6 +209,35 @@ class Reconciler:
             self._decide(state, Verified.UNVERIFIED, Reason.INODE_DIFFERS, ProofMethod.INODE,
                          Strength.LIKELY, "the overlay root's inode number is not this "
                          "directory's (no handles: likely, not proven)")
+
+    def _absent(self, state: LayerState, higher: list[LayerState]) -> list[str]:
+        """Names the layer holds (not whiteouts, not in a higher layer) missing from the merged
+        tree: up to PROBE_TRIES of them."""
+        assert state.fd is not None and self.root_fd is not None
+        base = self._base_fd(state)
+        if base is None:
+            return []
+        out: list[str] = []
+        try:
+            names = state.names() if not self.ev.prefix else _names(base)
+            for name in names:
+                rel = posixpath.join(self.ev.prefix, name) if self.ev.prefix else name
+                if _hides(base, name, self.userxattr) or self._higher_has(higher, rel):
+                    continue
+                if lstat_at(self.root_fd, rel[len(self.ev.prefix):].lstrip("/")) is None:
+                    out.append(name)
+                    if len(out) >= PROBE_TRIES:
+                        break
+        finally:
+            os.close(base)
+        return out
+
+    def _name_absent(self, state: LayerState, absent: list[str], strength: Strength) -> None:
+        shown = ", ".join(repr(n) for n in absent[:3])
+        verdict = Verified.MISMATCH if strength is Strength.PROVEN else Verified.UNVERIFIED
+        self._decide(state, verdict, Reason.NAME_ABSENT, ProofMethod.PROBE_NAME, strength,
+                     f"{shown} {'is' if len(absent) == 1 else 'are'} here but missing from the "
+                     "merged tree, and no higher layer hides them")
 
     # -- merged samples ---------------------------------------------------------------------
     def _candidates(self, fid: OverlayFid) -> list[LayerState]:
@@ -255,6 +316,7 @@ class Reconciler:
             self._decide(state, Verified.UNVERIFIED, Reason.NOATIME_REFUSED)
             return
         differ: list[Sample] = []
+        absent: list[str] = []
         agree = disagree = tried = 0
         dirs: list[str] = []
         for name in names:
@@ -269,6 +331,8 @@ class Reconciler:
             assert self.root_fd is not None
             sample = probe(self.root_fd, self.ev, rel)
             if sample is None:
+                if not _hides(base, name, self.userxattr):
+                    absent.append(name)
                 continue
             tried += 1
             if sample.fid is not None:
@@ -281,6 +345,8 @@ class Reconciler:
                 if verdict is Same.NO:
                     differ.append(sample)
             elif not self.ev.handles_available:
+                if sample.is_dir and not self.ev.dir_inodes_persistent():
+                    continue
                 real = lstat_at(base, name)
                 if real is not None and ino_agrees(sample.st, real):
                     agree += 1
@@ -288,8 +354,17 @@ class Reconciler:
                     disagree += 1
             if tried >= PROBE_TRIES:
                 break
-        if self.ev.handles_available and not differ and self._probe_deeper(state, base, dirs,
-                                                                           higher):
+        if self.ev.handles_available and not differ and not absent and self._probe_deeper(
+                state, base, dirs, higher):
+            return
+        if absent and all(h.proven for h in higher):
+            self._name_absent(state, absent, Strength.PROVEN)
+            return
+        if absent and all(_settled(h) for h in higher):
+            self._name_absent(state, absent, Strength.LIKELY)
+            return
+        if (absent or disagree) and not all(_settled(h) for h in higher):
+            self._decide(state, Verified.UNVERIFIED, Reason.HIGHER_UNPROVEN)
             return
         self._conclude(state, higher, names, differ, agree, disagree)
 
@@ -355,7 +430,8 @@ class Reconciler:
             if found.path is not None:
                 root = _strip(found.path, sample.rel)
                 if root is not None:
-                    return Orphan("path", fid.uuid, root=root, names=[sample.rel], sample=sample)
+                    return Orphan("path", fid.uuid, root=root, names=[sample.rel], sample=sample,
+                                  index=index)
         known = any(index.known(fid.uuid) for index in self.ctx.indexes())
         if not known and results and all(r.stale for r in results):
             return Orphan("detached", fid.uuid, names=[sample.rel], sample=sample)
@@ -382,15 +458,50 @@ class Reconciler:
                  Verified.MISMATCH]
         mismatched = [s for s in self.positions if s.layer.verified == Verified.MISMATCH
                       and s.layer.real_path is None]
-        targets = open_ + mismatched
+        targets = sorted(open_ + mismatched, key=self.positions.index)
         orphans = list(groups.values())
-        if len(targets) == 1 and len({(o.kind, o.uuid, o.root) for o in orphans}) == 1:
-            self._assign(targets[0], orphans[0])
+        if len(targets) == 1 and len(orphans) == 1:
+            self._assign(targets[0], orphans[0], "the one layer no other declared path is")
+            return
+        if self._match_orphans(targets, orphans):
             return
         for orphan in orphans:
             if orphan.kind == "detached":
                 labels = [s.label for s in targets if not _on_fs(s, orphan.uuid)]
                 self.out.ambiguous_detached.append((labels, orphan))
+
+    def _eliminate_by_name(self) -> None:
+        """No handles: merged names that no declared layer holds point at the one position whose
+        declared path is not its real directory (likely, unless every other one is proven)."""
+        listings = []
+        for state in self.positions:
+            if state.fd is None:
+                continue
+            names = state.names()
+            if state.names_refused or len(names) >= 512:
+                return
+            listings.append(set(names))
+        known = set().union(*listings) if listings else set()
+        orphans = [s.rel for s in self.ev.samples if s.rel.split("/")[-1] not in known]
+        if not orphans or self.ev.prefix:
+            return
+        settled = (Reason.INODE_CONSISTENT.value, Reason.PROBE_MATCH.value,
+                   Reason.ROOT_HANDLE_MATCH.value)
+        open_ = [s for s in self.positions
+                 if not s.proven and s.layer.proof.reason not in settled]
+        if len(open_) != 1 or open_[0].layer.verified == Verified.MISMATCH:
+            return  # ambiguous, or already explained by a disproved layer
+        state = open_[0]
+        others_proven = all(s.proven for s in self.positions if s is not state)
+        shown = ", ".join(repr(n) for n in orphans[:3])
+        if state.fd is None:
+            return
+        self._decide(
+            state, Verified.MISMATCH if others_proven else Verified.UNVERIFIED, Reason.ELIMINATION,
+            ProofMethod.PROBE_NAME, Strength.PROVEN if others_proven else Strength.LIKELY,
+            f"the merged tree serves {shown}, which no declared layer holds; every other layer "
+            f"is {'proven' if others_proven else 'consistent'}, so this path is not the layer "
+            "in use (its filesystem cannot be named without overlay handles)")
 
     def _accounted(self, orphan: Orphan) -> bool:
         """The orphan's real root is a proven layer's directory (e.g. a copied-up origin)."""
@@ -399,36 +510,69 @@ class Reconciler:
         return any(s.proven and orphan.root in (s.layer.path, s.layer.host_path)
                    for s in self.positions)
 
-    def _assign(self, state: LayerState, orphan: Orphan) -> None:
-        """The one unproven layer position is served by the orphan's directory."""
+    def _assign(self, state: LayerState, orphan: Orphan, how: str) -> None:
+        """``orphan``'s directory is the real layer at ``state``'s position (``how`` says why)."""
         names = ", ".join(repr(n) for n in orphan.names[:3])
         if orphan.kind == "path":
             state.layer.real_path = orphan.root
-            if state.fd is None and state.layer.declared.startswith("/"):
-                reason_note = f"merged entries ({names}) come from {orphan.root}"
-                self._decide(state, Verified.UNVERIFIED, Reason.NOT_RESOLVED,
-                             ProofMethod.PROBE_HANDLE, Strength.PROVEN, reason_note)
-            elif state.fd is None:
+            if is_fd_path(state.layer.declared):
                 self._decide(state, Verified.MATCH, Reason.ELIMINATION, ProofMethod.PROBE_HANDLE,
                              Strength.PROVEN, f"declared by file descriptor; merged entries "
-                             f"({names}) decode to {orphan.root}, the one layer not otherwise "
-                             "accounted for")
+                             f"({names}) decode to {orphan.root}, {how}")
             else:
                 self._decide(state, Verified.MISMATCH, Reason.ELIMINATION,
                              ProofMethod.PROBE_HANDLE, Strength.PROVEN,
-                             f"merged entries ({names}) come from {orphan.root}, the one layer "
-                             "no other declared path is; this path does not hold them")
+                             f"merged entries ({names}) come from {orphan.root}, {how}; this "
+                             "path does not hold them")
         elif orphan.kind == "detached":
             self.out.detached[state.label] = orphan.uuid
-            if state.fd is not None and not _on_fs(state, orphan.uuid):
+            if state.fd is None and not is_fd_path(state.layer.declared):
                 self._decide(state, Verified.MISMATCH, Reason.FS_DETACHED,
                              ProofMethod.PROBE_HANDLE, Strength.PROVEN,
                              f"merged entries ({names}) come from fs "
-                             f"{format_uuid(orphan.uuid)}, which this path is not on and which "
-                             "is mounted nowhere visible")
+                             f"{format_uuid(orphan.uuid)}, which is mounted nowhere visible; "
+                             "this path resolves nowhere")
+            elif state.fd is not None and not _on_fs(state, orphan.uuid):
+                self._decide(state, Verified.MISMATCH, Reason.FS_DETACHED,
+                             ProofMethod.PROBE_HANDLE, Strength.PROVEN,
+                             f"merged entries ({names}) come from fs "
+                             f"{format_uuid(orphan.uuid)}, which is mounted nowhere visible and "
+                             "which this path is not on (the handle does not decode here)")
             else:
                 self._decide(state, Verified.UNVERIFIED, Reason.FS_DETACHED,
                              ProofMethod.PROBE_HANDLE, Strength.PROVEN)
+
+    def _match_orphans(self, targets: list[LayerState], orphans: list[Orphan]) -> bool:
+        """As many decoded directories as open positions: their order decides which is which."""
+        if len(targets) != len(orphans) or any(o.kind != "path" for o in orphans):
+            return False
+        ordered = self._order(orphans)
+        if ordered is None:
+            return False
+        for state, orphan in zip(targets, ordered, strict=True):
+            self._assign(state, orphan, f"which the {len(targets)} unproven layers' order "
+                         "puts here (a name served from a higher one exists in the lower one)")
+        return True
+
+    def _order(self, orphans: list[Orphan]) -> list[Orphan] | None:
+        """Highest first, when each consecutive pair is proven ordered by shadowing."""
+        def above(a: Orphan, b: Orphan) -> bool:
+            assert b.index is not None and b.root is not None
+            try:
+                fd = b.index.view.open(b.root)
+            except OSError:
+                return False
+            try:
+                return any(lstat_at(fd, rel) is not None and not is_whiteout(fd, rel)
+                           for rel in a.names)
+            finally:
+                os.close(fd)
+
+        ordered = sorted(orphans, key=lambda o: -sum(above(o, x) for x in orphans if x is not o))
+        for high, low in itertools.pairwise(ordered):
+            if not above(high, low) or above(low, high):
+                return None
+        return ordered
 
     # -- work and data layers -------------------------------------------------------------------
     def _work(self) -> None:
@@ -504,6 +648,14 @@ class Reconciler:
                              ProofMethod.ROOT_HANDLE, Strength.PROVEN)
 
 
+def _settled(state: LayerState) -> bool:
+    """Proven, or consistent with every piece of evidence (so what it hides can be trusted)."""
+    if state.proven:
+        return True
+    return state.layer.verified == Verified.UNVERIFIED and state.layer.proof.reason in (
+        Reason.INODE_CONSISTENT.value, Reason.PROBE_MATCH.value)
+
+
 def _on_fs(state: LayerState, uuid: bytes) -> bool:
     keys = _fs_keys(state)
     return uuid != NULL_UUID and uuid in keys
@@ -518,6 +670,20 @@ def _strip(path: str, rel: str) -> str | None:
     if not path.endswith(suffix):
         return None
     return path[: -len(suffix)] or "/"
+
+
+def _hides(dirfd: int, name: str, userxattr: bool) -> bool:
+    """A whiteout: a 0:0 character device, or a file with the overlay.whiteout xattr."""
+    if is_whiteout(dirfd, name):
+        return True
+    fd = lookup(dirfd, name)
+    if fd is None:
+        return True
+    try:
+        prefix = "user" if userxattr else "trusted"
+        return get_xattr(fd, f"{prefix}.overlay.whiteout") is not None
+    finally:
+        os.close(fd)
 
 
 def _names(fd: int) -> list[str]:

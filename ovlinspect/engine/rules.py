@@ -11,9 +11,9 @@ from ovlinspect.engine.reconcile import Outcome
 from ovlinspect.engine.state import LayerState
 from ovlinspect.host.view import is_fd_path
 from ovlinspect.kernel.handles import format_uuid
-from ovlinspect.model import HazardCode, Layer, Overlay, Severity, Status, Verified
+from ovlinspect.model import HazardCode, Layer, Overlay, Severity, Status, Strength, Verified
 from ovlinspect.model.hazards import hazard
-from ovlinspect.model.reasons import FINAL
+from ovlinspect.model.reasons import FINAL, Reason
 from ovlinspect.mounts.mountinfo import MountEntry
 from ovlinspect.mounts.overlayopts import MAX_LOWERS, is_volatile
 
@@ -83,9 +83,16 @@ def path_hazards(states: list[LayerState], outcome: Outcome) -> None:
         if HazardCode.FD_PATH in codes or HazardCode.SOURCE_DETACHED in codes:
             continue
         if state.fd is None:
+            if not layer.declared.startswith("/") and layer.real_path is None:
+                continue  # the cwd is unknown, not the path: relative-path says so
             where = f"; really {layer.real_path}" if layer.real_path else ""
             layer.hazards.append(hazard(
                 HazardCode.NOT_FOUND, layer.label, f"{layer.declared} resolves nowhere{where}"))
+        elif _likely_stale(layer):
+            layer.hazards.append(hazard(
+                HazardCode.STALE_PATH, layer.label,
+                f"{layer.path or layer.host_path} is likely not the {layer.role} layer in use "
+                f"({layer.verify_note}; no overlay handles, so not proven)"))
         elif layer.verified == Verified.MISMATCH:
             where = f"; the layer in use is {layer.real_path}" if layer.real_path else ""
             if layer.real_path and layer.real_path in (layer.path, layer.host_path):
@@ -94,6 +101,12 @@ def path_hazards(states: list[LayerState], outcome: Outcome) -> None:
             layer.hazards.append(hazard(
                 HazardCode.STALE_PATH, layer.label,
                 f"{layer.path or layer.host_path} is not the {layer.role} layer in use{where}"))
+
+
+def _likely_stale(layer: Layer) -> bool:
+    proof = layer.proof
+    return (layer.verified == Verified.UNVERIFIED and proof.strength is Strength.LIKELY
+            and proof.reason in (Reason.ELIMINATION, Reason.NAME_ABSENT, Reason.INODE_DIFFERS))
 
 
 def ambiguous_detached(overlay: Overlay, outcome: Outcome) -> None:

@@ -30,6 +30,7 @@ from ovlinspect.host.processes import (
     processes,
     read_text,
     root_is_ns_root,
+    why_hidden,
 )
 from ovlinspect.host.view import View, ViewError
 from ovlinspect.model import Namespace, Overlay, Scan
@@ -161,9 +162,8 @@ class Scanner:
         try:
             ctx.view, ctx.index = self.views.get(root, mounts, ns_view)
         except (ViewError, OSError) as exc:
-            need = "CAP_SYS_PTRACE" if exc.errno in (errno.EACCES, errno.EPERM) else None
-            ctx.no_view_reason = (f"cannot look into pid {root}'s root"
-                                  + (f": needs {need}" if need else f": {exc.strerror}"))
+            ctx.no_view_reason = (f"cannot look into pid {root}'s root: "
+                                  + why_hidden(root, exc, self.caps))
             ns.notes.append(ctx.no_view_reason)
             return ctx
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
+from ovlinspect.host.view import View
 from ovlinspect.model import Backing
 from ovlinspect.mounts.mountinfo import MountEntry
 
@@ -34,12 +35,13 @@ def _block_dev(source: str, dev: str) -> str | None:
     return None
 
 
-def backing_of(mount: MountEntry) -> Backing:
+def backing_of(mount: MountEntry, view: View | None = None) -> Backing:
     """The source, block device and backing file of ``mount``'s filesystem.
 
     ``backing_file`` is the loop device's file (``/sys/dev/block/M:N/loop/backing_file``), or the
     image itself for a filesystem mounted straight from a file (file-backed erofs shows the file
-    as its source).  Paths are as the kernel prints them, in the host's view.
+    as its source; it is looked up in ``view``, the namespace that mounted it).  Loop backing
+    files are as the kernel prints them.
     """
     source = mount.source
     out = Backing(source=source or None)
@@ -50,11 +52,12 @@ def backing_of(mount: MountEntry) -> Backing:
                        None)
         out.device = f"/dev/{devname}" if devname else majmin
         out.backing_file = _read_sys(f"{_SYS_BLOCK}/{majmin}/loop/backing_file")
-    elif source.startswith("/") and not source.startswith("/dev/"):
-        try:
-            is_file = stat.S_ISREG(os.stat(source).st_mode)
-        except OSError:
-            is_file = False
-        if is_file:
-            out.backing_file = source
+    elif source.startswith("/") and not source.startswith("/dev/") and view is not None:
+        res = view.resolve(source)
+        if res.fd is not None:
+            try:
+                if stat.S_ISREG(os.fstat(res.fd).st_mode):
+                    out.backing_file = res.path
+            finally:
+                res.close()
     return out

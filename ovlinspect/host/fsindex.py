@@ -230,6 +230,18 @@ def decode_with(mount_fd: int, handle_type: int, fid: bytes) -> str | OSError | 
         os.close(fd)
 
 
+def decoded_stat(mount_fd: int, handle_type: int, fid: bytes) -> os.stat_result | None:
+    """fstat of what the handle decodes to on ``mount_fd``'s filesystem, or None."""
+    try:
+        fd = open_by_handle_at(mount_fd, handle_type, fid)
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def same_object(mount_fd: int, handle_type: int, fid: bytes, st: os.stat_result) -> bool | None:
     """Does the handle decode, on ``mount_fd``'s filesystem, to the inode ``st`` describes?
 

@@ -6,6 +6,8 @@ Processes that exit mid-scan are normal and are skipped; a process given by the 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import os
 import re
@@ -101,17 +103,31 @@ class Group:
 
 
 def processes(pids: Iterable[int] | None) -> list[psutil.Process]:
+    """Every process, or the given ones; a given pid that is gone or a zombie raises ScanError."""
     if pids is None:
         return list(psutil.process_iter(["pid", "name"]))
     procs = []
     for pid in pids:
         try:
-            procs.append(psutil.Process(pid))
+            proc = psutil.Process(pid)
         except psutil.NoSuchProcess:
             raise ScanError(f"no such process: {pid}") from None
         except psutil.Error as exc:
             raise ScanError(f"cannot inspect process {pid}: {exc}") from None
+        if _exited(proc):
+            raise ScanError(f"process {pid} has exited (no mount table left to inspect)")
+        procs.append(proc)
     return procs
+
+
+def _exited(proc: psutil.Process) -> bool:
+    """Gone, or a zombie (its mount namespace is already released)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess is one too
+        return True
+    except psutil.Error:
+        return False
 
 
 def group_by_namespace(procs: list[psutil.Process], *, hash_unreadable: bool = True) -> list[Group]:
@@ -151,3 +167,81 @@ def ancestors(pid: int) -> list[int]:
     return out
 
 
+
+
+# include/uapi/linux/lsm.h: the security modules that can refuse ptrace read access.
+_LSM_NAMES = {101: "selinux", 102: "smack", 104: "apparmor", 109: "bpf", 110: "landlock"}
+_SYS_LSM_LIST_MODULES = 461  # the same number on every architecture (6.8+)
+_INITIAL_UID_MAP = "0 0 4294967295"
+
+
+def _ptrace_lsms() -> list[str] | None:
+    """Active security modules that can refuse ptrace access, or None when unknown."""
+    try:
+        with open("/sys/kernel/security/lsm", encoding="ascii") as handle:
+            names = handle.read().strip().split(",")
+        return [n for n in names if n in _LSM_NAMES.values()]
+    except OSError:
+        pass
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ids = (ctypes.c_uint64 * 32)()
+        size = ctypes.c_uint32(ctypes.sizeof(ids))
+        count = libc.syscall(ctypes.c_long(_SYS_LSM_LIST_MODULES), ids, ctypes.byref(size), 0)
+    except (OSError, AttributeError):
+        return None
+    if count < 0:
+        return None
+    return [_LSM_NAMES[i] for i in ids[:count] if i in _LSM_NAMES]
+
+
+def _status_ids(pid: int | str, key: str) -> list[str]:
+    """The ``Uid:``/``Gid:`` fields (real, effective, saved, fs) of /proc/PID/status."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return line.split()[1:]
+    except OSError:
+        pass
+    return []
+
+
+def _uid_map(pid: int | str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/uid_map", encoding="ascii", errors="replace") as handle:
+            return " ".join(handle.read().split())
+    except OSError:
+        return None
+
+
+def why_hidden(pid: int, exc: OSError, caps: int | None = None) -> str:
+    """Why /proc/PID/root (or ns/mnt) could not be opened: a sentence for the user.
+
+    The kernel answers EACCES/EPERM to any failed ``ptrace_may_access``; this tells apart the
+    causes it could have: missing CAP_SYS_PTRACE, a target outside our user namespace (our
+    capabilities do not reach it), or, when neither applies, a security module (for example
+    Landlock, which hides every process outside the caller's sandbox).
+    """
+    if exc.errno in (errno.ENOENT, errno.ESRCH):
+        return f"process {pid} has exited"
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        return exc.strerror or str(exc)
+    caps = effective_caps() if caps is None else caps
+    mine, theirs = _uid_map("self"), _uid_map(pid)
+    if mine not in (None, _INITIAL_UID_MAP) and theirs is not None and theirs != mine:
+        where = "the initial user namespace" if theirs == _INITIAL_UID_MAP else \
+            f"another user namespace (uid_map {theirs!r})"
+        return (f"process {pid} is in {where}; ours (uid_map {mine!r}) is not, and capabilities "
+                "only count in the user namespace that holds them and the ones it created")
+    if not caps >> CAP_SYS_PTRACE & 1:
+        uids, own = _status_ids(pid, "Uid"), _status_ids("self", "Uid")
+        owner = f"it runs as uid {uids[1]}, " if uids and own and uids[:3] != own[:3] else ""
+        return f"{owner}needs CAP_SYS_PTRACE"
+    lsms = _ptrace_lsms()
+    which = (f"active: {', '.join(lsms)}" if lsms else "none found") if lsms is not None \
+        else "they could not be listed"
+    landlock = ("; Landlock refuses every process outside the caller's sandbox domain"
+                if lsms and "landlock" in lsms else "")
+    return (f"refused although we have CAP_SYS_PTRACE in its user namespace, so by a security "
+            f"module ({which}){landlock}")

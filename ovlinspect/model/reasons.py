@@ -18,6 +18,7 @@ class Reason(StrEnum):
     PROBE_MATCH = "probe-match"
     PROBE_DIFFERS = "probe-differs"
     ELIMINATION = "elimination"
+    NAME_ABSENT = "name-absent"
     FS_DETACHED = "fs-detached"
     INDEX_XATTR_MATCH = "index-xattr-match"
     INDEX_XATTR_DIFFERS = "index-xattr-differs"
@@ -46,6 +47,8 @@ MEANING: dict[Reason, str] = {
     Reason.PROBE_MATCH: "an object served by the merged tree is this layer's own object",
     Reason.PROBE_DIFFERS: "names only this path holds are served by other objects",
     Reason.ELIMINATION: "merged objects come from a directory that no other layer is",
+    Reason.NAME_ABSENT: "names this path holds, that no higher layer hides, are missing from the "
+    "merged tree",
     Reason.FS_DETACHED: "merged objects come from a filesystem mounted nowhere visible",
     Reason.INDEX_XATTR_MATCH: "trusted.overlay.upper on work/index names the upper root",
     Reason.INDEX_XATTR_DIFFERS: "trusted.overlay.upper on work/index names another upper",

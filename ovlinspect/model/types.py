@@ -6,7 +6,7 @@ plain renderer all show the same facts.  This module must never import textual.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, Literal
 
@@ -121,6 +121,7 @@ class ProofMethod(StrEnum):
     ROOT_HANDLE = "root-handle"
     PROBE_HANDLE = "probe-handle"
     INDEX_XATTR = "index-xattr"
+    PROBE_NAME = "probe-name"
     INODE = "inode"
     NONE = "none"
 
@@ -231,6 +232,7 @@ class OverlayOptions:
     flags: dict[str, str] = field(default_factory=dict)
     other: list[str] = field(default_factory=list)
     legacy_length: int = 0
+    declared_lowers: int = 0  # lower + data-only layers the text declares (only 500 are kept)
 
 
 @dataclass
@@ -296,13 +298,17 @@ class Scan:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document, versioned by ``schema``."""
-        return {"schema": SCHEMA_VERSION, **plain(asdict(self))}
+        """The JSON document, versioned by ``schema`` (see :mod:`ovlinspect.model.codec`)."""
+        from ovlinspect.model.codec import scan_to_wire
+
+        return scan_to_wire(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scan:
         """Rebuild a scan from :meth:`to_dict` output (used for fixtures and saved reports)."""
-        return _build(cls, data)
+        from ovlinspect.model.codec import scan_from_wire
+
+        return scan_from_wire(data)
 
 
 def worst(hazards: list[Hazard]) -> Severity | None:

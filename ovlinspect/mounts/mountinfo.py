@@ -13,14 +13,42 @@ bytes and re-decodes the same way.
 
 The super-options field is kept raw (still escaped): overlay options must be split on commas
 before they are unescaped (see :mod:`ovlinspect.mounts.overlayopts`).
+
+Untrusted input (``--from-file``) is read with :func:`read_lines` and parsed with
+:func:`parse_lines`, so memory stays bounded: at most :data:`MAX_INPUT_BYTES` are read, no line
+may exceed :data:`MAX_LINE_BYTES`, only the entries asked for are kept and only the first
+``max_errors`` messages about malformed lines (the rest are counted).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
 
-__all__ = ["MountEntry", "MountinfoError", "parse", "parse_line", "unescape"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "MAX_LINE_BYTES",
+    "MountEntry",
+    "MountinfoError",
+    "Parsed",
+    "parse",
+    "parse_line",
+    "parse_lines",
+    "read_lines",
+    "unescape",
+]
+
+# A real mountinfo is a few MB at most: 10k mounts of ~300 bytes is 3 MB, and even 4,000 overlays
+# with the kernel's maximum of 500 lowers (~16.5 KB a line) fit.  Anything larger is refused.
+MAX_INPUT_BYTES = 64 << 20
+# The longest line the kernel can print: 500 lowers plus upper and work, each a PATH_MAX (4096)
+# byte path (FSCONFIG_SET_FD layers print their d_path) with every byte octal-escaped (x4), is
+# about 8.2 MB.  Lines from mount(2) stay under 70 KB (one page of options, PATH_MAX mount
+# point), new-API string options under 520 KB (255-byte values).  A longer line is not mountinfo.
+MAX_LINE_BYTES = 8 << 20
+_CHUNK = 1 << 20
 
 # One or more octal escapes (a byte each, up to \377) or surrogate-escaped raw bytes in a row:
 # they are decoded together so that a multi-byte UTF-8 character split into escapes comes back.
@@ -150,13 +178,73 @@ def parse(text: str) -> tuple[list[MountEntry], list[str]]:
     field).  Blank lines are skipped silently; every malformed line is skipped and reported once,
     with its 1-based line number.
     """
-    entries: list[MountEntry] = []
-    errors: list[str] = []
-    for line_no, line in enumerate(text.split("\n"), start=1):
+    parsed = parse_lines(text.split("\n"), max_errors=None)
+    return parsed.entries, parsed.errors
+
+
+@dataclass
+class Parsed:
+    """What :func:`parse_lines` found: kept entries, counts, and the first error messages."""
+
+    entries: list[MountEntry] = field(default_factory=list)
+    mount_count: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+
+
+def parse_lines(lines: Iterable[str], keep: Callable[[MountEntry], bool] | None = None,
+                max_errors: int | None = 10) -> Parsed:
+    """Parse mountinfo lines one at a time, keeping only the entries ``keep`` accepts.
+
+    Memory is proportional to the entries kept, not the input: every valid line is counted in
+    ``mount_count``, every malformed one in ``error_count``, and only the first ``max_errors``
+    messages are kept (``None``: all).  Raises only what iterating ``lines`` raises.
+    """
+    parsed = Parsed()
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            entries.append(parse_line(line, line_no))
+            entry = parse_line(line, line_no)
         except MountinfoError as exc:
-            errors.append(str(exc))
-    return entries, errors
+            parsed.error_count += 1
+            if max_errors is None or len(parsed.errors) < max_errors:
+                parsed.errors.append(str(exc))
+            continue
+        parsed.mount_count += 1
+        if keep is None or keep(entry):
+            parsed.entries.append(entry)
+    return parsed
+
+
+def _mib(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size} bytes"
+
+
+def read_lines(stream: BinaryIO, max_bytes: int = MAX_INPUT_BYTES,
+               max_line: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Lines of a binary stream read in chunks, decoded with surrogateescape, without ``\\n``.
+
+    Raises :class:`MountinfoError` as soon as more than ``max_bytes`` were read or a line (also
+    one that never ends, as from ``/dev/zero``) grows past ``max_line``; ``OSError`` from reading
+    passes through.
+    """
+    pending = b""
+    total = line_no = 0
+    while data := stream.read(_CHUNK):
+        total += len(data)
+        if total > max_bytes:
+            raise MountinfoError(f"more than {_mib(max_bytes)}, far larger than any mountinfo")
+        *lines, pending = (pending + data).split(b"\n")
+        for raw in lines:
+            line_no += 1
+            _check_length(raw, line_no, max_line)
+            yield raw.decode("utf-8", "surrogateescape")
+        _check_length(pending, line_no + 1, max_line)
+    if pending:
+        yield pending.decode("utf-8", "surrogateescape")
+
+
+def _check_length(raw: bytes, line_no: int, max_line: int) -> None:
+    if len(raw) > max_line:
+        raise MountinfoError(f"longer than {_mib(max_line)}, not a mountinfo line", line_no)

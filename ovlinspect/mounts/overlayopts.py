@@ -13,18 +13,29 @@ inside double quotes (``context="system_u:object_r:container_file_t:s0:c1,c2"``)
   so their backslash escapes are dropped too.
 * New API (6.8+): one ``lowerdir+=`` per lower layer and ``datadir+=`` per data-only layer, in
   order; these are looked up without unescaping (a ``:`` or ``\\`` is a plain character).
+
+The kernel stacks at most :data:`MAX_LOWERS` lower layers (data-only ones included).  Text that
+declares more (corrupt or made up) is parsed in linear time: the first :data:`MAX_LOWERS` layers
+are kept, the rest only counted (``OverlayOptions.declared_lowers``); repeated warnings are
+reported once.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ovlinspect.model import OverlayOptions
 from ovlinspect.mounts.mountinfo import unescape
 
-__all__ = ["is_volatile", "legacy_data", "parse_overlay_options", "split_options"]
+__all__ = ["MAX_LOWERS", "is_volatile", "legacy_data", "parse_overlay_options", "split_options"]
+
+# OVL_MAX_STACK (fs/overlayfs/params.c): lower layers, data-only layers included.
+MAX_LOWERS = 500
+# Options that are neither layers nor overlay flags (rw, ro, LSM contexts): a handful in practice.
+MAX_OTHER = 64
 
 FLAG_KEYS = frozenset(
     {
@@ -47,6 +58,8 @@ PATH_KEYS = frozenset({"lowerdir", "lowerdir+", "datadir+", "upperdir", "workdir
 # A double quote that can close a quoted value: followed by a comma or the end of the string.
 _QUOTE_CLOSE = re.compile(r'"(?=,|\Z)')
 _USER_ESCAPE = re.compile(r"\\(.?)", re.DOTALL)
+# A user escape (backslash and the character it escapes) or a run of layer separators.
+_LEGACY_DELIM = re.compile(r"\\.?|:+", re.DOTALL)
 _LEGACY_SPECIAL = re.compile(r"([:,\\])")
 _UPPER_SPECIAL = re.compile(r"([,\\])")
 
@@ -59,15 +72,17 @@ def split_options(raw: str) -> list[str]:
     never quoted, so a ``"`` inside a layer path cannot swallow the following options.  Empty
     pieces (``,,``) are dropped.
     """
+    return list(_iter_options(raw))
+
+
+def _iter_options(raw: str) -> Iterator[str]:
     closers = [m.start() for m in _QUOTE_CLOSE.finditer(raw)] if '"' in raw else []
-    options: list[str] = []
     start = 0
     while start < len(raw):
         end = _option_end(raw, start, closers)
         if end > start:
-            options.append(raw[start:end])
+            yield raw[start:end]
         start = end + 1
-    return options
 
 
 def _option_end(raw: str, start: int, closers: list[int]) -> int:
@@ -87,60 +102,63 @@ def drop_user_escapes(text: str) -> str:
     return _USER_ESCAPE.sub(r"\1", text) if "\\" in text else text
 
 
-def _legacy_tokens(value: str) -> list[tuple[str, int]]:
-    """Split a legacy lowerdir value on unescaped colons: ``[(escaped text, colons before)]``."""
-    tokens: list[tuple[str, int]] = []
-    current: list[str] = []
-    colons_before = 0
-    pos = 0
-    while pos < len(value):
-        char = value[pos]
-        if char == "\\":
-            current.append(value[pos : pos + 2])
-            pos += 2
-        elif char == ":":
-            run_end = pos
-            while run_end < len(value) and value[run_end] == ":":
-                run_end += 1
-            tokens.append(("".join(current), colons_before))
-            current, colons_before, pos = [], run_end - pos, run_end
-        else:
-            current.append(char)
-            pos += 1
-    tokens.append(("".join(current), colons_before))
-    return tokens
+def _legacy_tokens(value: str) -> Iterator[tuple[int, int, int]]:
+    """Split a legacy lowerdir value on unescaped colons: ``(start, end, colons before)``."""
+    start = colons_before = 0
+    for match in _LEGACY_DELIM.finditer(value):
+        if value[match.start()] == ":":
+            yield start, match.start(), colons_before
+            start, colons_before = match.end(), match.end() - match.start()
+    yield start, len(value), colons_before
 
 
-def split_legacy_lowerdir(value: str) -> tuple[list[str], list[str], list[str]]:
+def split_legacy_lowerdir(
+    value: str, limit: int | None = None
+) -> tuple[list[str], list[str], list[str]]:
     """``(lower layers, data-only layers, warnings)`` from an unescaped ``lowerdir=`` value.
 
     Every layer after the first ``::`` is a data-only layer.  What the kernel would have refused
     (leading/trailing colons, ``:::``, a single ``:`` after ``::``) is reported, never raised.
+    With ``limit``, only the first ``limit`` layers are kept (see :func:`_split_legacy`).
     """
-    lowers: list[str] = []
-    datas: list[str] = []
-    warnings: list[str] = []
-    in_data = False
-    tokens = _legacy_tokens(value)
-    for index, (text, colons) in enumerate(tokens):
-        in_data = in_data or colons >= 2
-        if colons > 2:
-            warnings.append(f"lowerdir: {colons} colons in a row (only ':' or '::' are valid)")
-        elif colons == 1 and in_data:
-            warnings.append("lowerdir: a regular layer after '::' is kept as a data-only layer")
-        if not text:
-            warnings.append(_empty_layer_warning(index, len(tokens)))
-            continue
-        (datas if in_data else lowers).append(drop_user_escapes(text))
+    lowers, datas, warnings, _ = _split_legacy(value, limit)
     return lowers, datas, warnings
 
 
-def _empty_layer_warning(index: int, count: int) -> str:
-    if count == 1:
+def _split_legacy(value: str, limit: int | None) -> tuple[list[str], list[str], list[str], int]:
+    """:func:`split_legacy_lowerdir` plus the number of layers declared (kept or not)."""
+    lowers: list[str] = []
+    datas: list[str] = []
+    warnings: dict[str, None] = {}  # an ordered set: each warning once
+    in_data = False
+    declared = 0
+    spans = _legacy_tokens(value)
+    current = next(spans)
+    first = True
+    while current is not None:
+        following = next(spans, None)
+        start, end, colons = current
+        in_data = in_data or colons >= 2
+        if colons > 2:
+            warnings[f"lowerdir: {colons} colons in a row (only ':' or '::' are valid)"] = None
+        elif colons == 1 and in_data:
+            warnings["lowerdir: a regular layer after '::' is kept as a data-only layer"] = None
+        if start == end:
+            warnings[_empty_layer_warning(first, following is None)] = None
+        else:
+            declared += 1
+            if limit is None or len(lowers) + len(datas) < limit:
+                (datas if in_data else lowers).append(drop_user_escapes(value[start:end]))
+        current, first = following, False
+    return lowers, datas, list(warnings), declared
+
+
+def _empty_layer_warning(first: bool, last: bool) -> str:
+    if first and last:
         return "lowerdir: empty value, no layers"
-    if index == 0:
+    if first:
         return "lowerdir: starts with ':' (empty first layer ignored)"
-    if index == count - 1:
+    if last:
         return "lowerdir: trailing ':' (empty last layer ignored)"
     return "lowerdir: empty layer ignored"
 
@@ -150,10 +168,12 @@ class _Builder:
     """Accumulates options in order, with the kernel's last-wins and ordering rules."""
 
     opts: OverlayOptions = field(default_factory=OverlayOptions)
-    warnings: list[str] = field(default_factory=list)
+    warnings: dict[str, None] = field(default_factory=dict)  # an ordered set: each warning once
     legacy_seen: bool = False
     new_seen: bool = False
-    mix_reported: bool = False
+
+    def warn(self, message: str) -> None:
+        self.warnings[message] = None
 
     def add(self, option: str) -> None:
         key, has_value, value = option.partition("=")
@@ -163,8 +183,11 @@ class _Builder:
             self._add_flag(key, value if has_value else None)
         else:
             if key in PATH_KEYS:
-                self.warnings.append(f"{key} without a value")
-            self.opts.other.append(option)
+                self.warn(f"{key} without a value")
+            if len(self.opts.other) < MAX_OTHER:
+                self.opts.other.append(option)
+            else:
+                self.warn(f"more than {MAX_OTHER} other options; the rest are not listed")
 
     def _add_path(self, key: str, value: str) -> None:
         if key == "lowerdir":
@@ -176,58 +199,57 @@ class _Builder:
 
     def _add_legacy(self, value: str) -> None:
         if self.legacy_seen:
-            self.warnings.append("lowerdir= given more than once; the last one wins")
+            self.warn("lowerdir= given more than once; the last one wins")
         self.legacy_seen = True
         self._check_mix()
-        lowers, datas, warnings = split_legacy_lowerdir(value)
+        lowers, datas, warnings, declared = _split_legacy(value, MAX_LOWERS)
         self.opts.lowerdir, self.opts.datadir = lowers, datas
-        self.warnings.extend(warnings)
+        self.opts.declared_lowers = declared
+        for warning in warnings:
+            self.warn(warning)
 
     def _add_new(self, key: str, value: str) -> None:
         self.new_seen = True
         self._check_mix()
         if not value:
-            self.warnings.append(f"{key}= with an empty path ignored")
+            self.warn(f"{key}= with an empty path ignored")
             return
-        if key == "datadir+":
-            self.opts.datadir.append(value)
-            return
-        if self.opts.datadir:
-            self.warnings.append("lowerdir+= after datadir+= (the kernel refuses this order)")
-        self.opts.lowerdir.append(value)
+        opts = self.opts
+        opts.declared_lowers += 1
+        if key == "lowerdir+" and opts.datadir:
+            self.warn("lowerdir+= after datadir+= (the kernel refuses this order)")
+        if len(opts.lowerdir) + len(opts.datadir) < MAX_LOWERS:
+            (opts.datadir if key == "datadir+" else opts.lowerdir).append(value)
 
     def _add_upper(self, key: str, value: str) -> None:
         attr = "upperdir" if key == "upperdir" else "workdir"
         if getattr(self.opts, attr) is not None:
-            self.warnings.append(f"{key}= given more than once; the last one wins")
+            self.warn(f"{key}= given more than once; the last one wins")
         if not value:
-            self.warnings.append(f"{key}= is empty")
+            self.warn(f"{key}= is empty")
         setattr(self.opts, attr, drop_user_escapes(value))
 
     def _add_flag(self, key: str, value: str | None) -> None:
         if key in self.opts.flags:
-            self.warnings.append(f"{key} given more than once; the last one wins")
+            self.warn(f"{key} given more than once; the last one wins")
         if value is None and key not in BARE_FLAGS:
-            self.warnings.append(f"{key} without a value, taken as 'on'")
+            self.warn(f"{key} without a value, taken as 'on'")
         self.opts.flags[key] = "on" if value is None else value
 
     def _check_mix(self) -> None:
-        if self.legacy_seen and self.new_seen and not self.mix_reported:
-            self.mix_reported = True
-            self.warnings.append(
-                "lowerdir= mixed with lowerdir+=/datadir+= (the kernel refuses this)"
-            )
+        if self.legacy_seen and self.new_seen:
+            self.warn("lowerdir= mixed with lowerdir+=/datadir+= (the kernel refuses this)")
 
     def finish(self) -> tuple[OverlayOptions, list[str]]:
         opts = self.opts
         if opts.datadir and not opts.lowerdir:
-            self.warnings.append("data-only layers without any lower layer")
+            self.warn("data-only layers without any lower layer")
         if not opts.lowerdir and not opts.datadir:
             opts.syntax = "none"
         else:
             opts.syntax = "legacy" if self.legacy_seen else "new-api"
         opts.legacy_length = _byte_length(legacy_data(opts))
-        return opts, self.warnings
+        return opts, list(self.warnings)
 
 
 def parse_overlay_options(raw: str) -> tuple[OverlayOptions, list[str]]:
@@ -235,10 +257,11 @@ def parse_overlay_options(raw: str) -> tuple[OverlayOptions, list[str]]:
 
     Options are split on unquoted commas first, then each is octal-unescaped.  Bare
     ``volatile``/``userxattr``/``default_permissions`` become flags with value ``"on"``; ``rw``,
-    ``ro``, LSM and unknown options go to ``other`` unchanged (but unescaped).
+    ``ro``, LSM and unknown options go to ``other`` unchanged (but unescaped), at most
+    :data:`MAX_OTHER` of them.  Linear in the length of ``raw``; see :data:`MAX_LOWERS`.
     """
     builder = _Builder()
-    for option in split_options(raw):
+    for option in _iter_options(raw):
         builder.add(unescape(option))
     return builder.finish()
 

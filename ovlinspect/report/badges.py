@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ovlinspect.model import Severity, Verified
+from ovlinspect.model import Severity, Status, Verified
 
 SEVERITY_BADGE = {
     Severity.ERROR: "✖ error",
@@ -28,3 +28,19 @@ def severity_badge(severity: Severity | None) -> str:
 def severity_style(severity: Severity | None) -> str:
     """The Rich style that goes with :func:`severity_badge`."""
     return "green" if severity is None else SEVERITY_STYLE[severity]
+
+
+STATUS_BADGE = {
+    Status.ERROR: "✖ error",
+    Status.WARNING: "▲ warn",
+    Status.UNVERIFIED: "? unproven",
+    Status.INFO: "ℹ info",
+    Status.OK: "✔ ok",
+}
+STATUS_STYLE = {Status.ERROR: "bold red", Status.WARNING: "yellow", Status.UNVERIFIED: "magenta",
+                Status.INFO: "cyan", Status.OK: "green"}
+
+
+def worst_status(statuses: list[Status]) -> Status | None:
+    """The most urgent of ``statuses`` (error first), or None when there are none."""
+    return max(statuses, key=lambda s: s.rank, default=None)

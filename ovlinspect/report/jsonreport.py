@@ -1,19 +1,82 @@
-"""The ``--json`` report: the model as a versioned document (``"schema": 1``)."""
+"""The ``--json`` report: the model as a versioned document (``"schema": 1``).
+
+The document is built by :mod:`ovlinspect.model.codec` and written by :func:`encode`: one field
+per line, and objects or lists that hold no object or list (a handle, a proof, a hazard, a list of
+lower dirs) inline on their key's line, as the README shows.  The inline parts go through the
+json module's C encoder, so a big host's report takes about half as long as with
+``json.dumps(indent=2)``, whose indenting encoder is pure Python.
+Output is pure ASCII and the same whether or not stdout is a terminal.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from json.encoder import encode_basestring_ascii as _str
 from typing import Any
 
-from ovlinspect.model import Overlay, Scan, plain
+from ovlinspect.model import Overlay, Scan
+from ovlinspect.model.codec import overlay_to_wire, scan_to_wire
+
+__all__ = ["dumps", "encode", "overlay_dict"]
+
+_inline = json.JSONEncoder(ensure_ascii=True, check_circular=False, allow_nan=False,
+                           separators=(", ", ": ")).encode
 
 
 def overlay_dict(overlay: Overlay) -> dict[str, Any]:
     """One overlay mount as a JSON-ready dict (the TUI's ``j``/``y`` keys use it)."""
-    return plain(asdict(overlay))
+    return overlay_to_wire(overlay)
 
 
-def dumps(scan: Scan, indent: int | None = 2) -> str:
-    """The whole scan as JSON text.  Undecodable bytes in paths appear as \\udcXX escapes."""
-    return json.dumps(scan.to_dict(), indent=indent, ensure_ascii=True)
+def dumps(scan: Scan) -> str:
+    """The whole scan as JSON text (bytes that are not UTF-8 stay lossless: see the codec)."""
+    return encode(scan_to_wire(scan))
+
+
+def encode(document: Any) -> str:
+    """``document`` (plain JSON types) as indented ASCII JSON, flat containers inline."""
+    out: list[str] = []
+    _write(document, out, "\n")
+    return "".join(out)
+
+
+def _write(value: Any, out: list[str], newline: str) -> None:
+    """Append ``value``; ``newline`` is a line break plus the current indentation."""
+    if isinstance(value, dict):
+        for item in value.values():
+            if isinstance(item, (dict, list)):
+                break
+        else:
+            out.append(_inline(value))
+            return
+        inner = newline + "  "
+        sep = "{" + inner
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str:
+                out.append(f"{sep}{_str(key)}: {_str(item)}")
+            elif kind is int:
+                out.append(f"{sep}{_str(key)}: {int.__repr__(item)}")
+            elif item is None:
+                out.append(f"{sep}{_str(key)}: null")
+            else:
+                out.append(f"{sep}{_str(key)}: ")
+                _write(item, out, inner)
+            sep = "," + inner
+        out.append(newline + "}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)):
+                break
+        else:
+            out.append(_inline(value))
+            return
+        inner = newline + "  "
+        sep = "[" + inner
+        for item in value:
+            out.append(sep)
+            _write(item, out, inner)
+            sep = "," + inner
+        out.append(newline + "]")
+    else:
+        out.append(_inline(value))

@@ -3,13 +3,17 @@
 Every string from the system goes through :func:`visible` into ``Text`` objects, never markup, so
 nothing in a path or process name can inject styles or terminal escapes.  Colour is dropped
 automatically when the output is not a terminal.
+
+A path is never broken, so it can be copied from a bug report: every label is a list of fields
+(a path, ``declared: PATH``, a badge, a message), and lines only ever break between fields.  When
+the output is not a terminal nothing wraps at all; on a terminal fields wrap at its width, and a
+field wider than that stays on one line (the terminal folds it, without inserting a line break).
 """
 
 from __future__ import annotations
 
-import os
-
 from rich.console import Console, Group
+from rich.segment import Segments
 from rich.text import Text
 from rich.tree import Tree
 
@@ -22,23 +26,59 @@ from ovlinspect.report.badges import (
 )
 from ovlinspect.report.textsafe import visible
 
-PIPE_WIDTH = 160
+NO_WRAP = 1_000_000
+"""The console width the tree is rendered at, so Rich itself never wraps or crops a line."""
+GUIDE = 4
+"""Cells a tree level indents by (``├── ``)."""
+MIN_WIDTH = 20
+FIELD_GAP = "  "
 
 
 def _t(text: str | None, style: str = "") -> Text:
     return Text(visible(text), style=style)
 
 
-def _hazard_lines(hazards: list[Hazard]) -> list[Text]:
+def _fields(parts: list[Text | str], width: int | None, gap: str = FIELD_GAP) -> Text:
+    """``parts`` joined by ``gap`` on one line, or, when ``width`` is given and they do not fit,
+    on several lines broken only between parts (continuation lines indented by two spaces)."""
+    pieces = [p if isinstance(p, Text) else Text(p) for p in parts if p]
+    if width is None:
+        return Text(gap).join(pieces)
+    out = Text()
+    used = 0
+    for piece in pieces:
+        size = piece.cell_len
+        if used and used + len(gap) + size > width:
+            out.append("\n  ")
+            used = 2
+        elif used:
+            out.append(gap)
+            used += len(gap)
+        out.append_text(piece)
+        used += size
+    return out
+
+
+def _fact(name: str, value: str | None) -> Text:
+    return Text.assemble((f"{name}: ", "dim"), _t(value))
+
+
+def _narrower(width: int | None) -> int | None:
+    return None if width is None else max(width - GUIDE, MIN_WIDTH)
+
+
+def _hazard_lines(hazards: list[Hazard], width: int | None) -> list[Text]:
     return [
-        Text.assemble((severity_badge(h.severity), severity_style(h.severity)), " ",
-                      (h.code, "bold"), ": ", _t(h.message))
+        _fields([Text(severity_badge(h.severity), style=severity_style(h.severity)),
+                 Text.assemble((h.code, "bold"), ":"), _t(h.message)], width, gap=" ")
         for h in hazards
     ]
 
 
-def _hints(scan: Scan) -> Tree | None:
-    """Each hazard code's hint, once, for the codes this report shows."""
+def _hints(scan: Scan, width: int | None) -> Tree | None:
+    """Each hazard code's hint, once, for the codes this report shows.
+
+    Hints are the catalogue's prose (no paths), so they wrap between words."""
     seen: dict[str, Hazard] = {}
     for ns in scan.namespaces:
         for overlay in ns.overlays:
@@ -47,60 +87,68 @@ def _hints(scan: Scan) -> Tree | None:
     if not seen:
         return None
     tree = Tree(Text("hints", style="bold"))
+    inner = _narrower(width)
     for code, h in sorted(seen.items()):
-        tree.add(Text.assemble((code, "bold"), ": ", _t(h.hint)))
+        words: list[Text | str] = [Text.assemble((code, "bold"), ":")]
+        words += visible(h.hint).split(" ")
+        tree.add(_fields(words, inner, gap=" "))
     return tree
 
 
-def _layer_node(parent: Tree, layer: Layer) -> None:
-    head = Text.assemble(
-        (f"{layer.label:<9}", "bold"), " ", _t(layer.real_path or layer.path or layer.host_path
-                                               or layer.declared),
-        "  ", (VERIFIED_BADGE[layer.verified], VERIFIED_STYLE[layer.verified]))
-    codes = [h.code for h in layer.hazards]
-    if codes:
-        head.append("  [" + ", ".join(codes) + "]", style=severity_style(
-            max((h.severity for h in layer.hazards), key=lambda s: s.rank)))
-    node = parent.add(head)
+def _layer_node(parent: Tree, layer: Layer, width: int | None) -> None:
+    head: list[Text | str] = [
+        Text.assemble((f"{layer.label:<9}", "bold"), " ",
+                      _t(layer.real_path or layer.path or layer.host_path or layer.declared)),
+        Text(VERIFIED_BADGE[layer.verified], style=VERIFIED_STYLE[layer.verified])]
+    if layer.hazards:
+        head.append(Text("[" + ", ".join(h.code for h in layer.hazards) + "]", style=severity_style(
+            max((h.severity for h in layer.hazards), key=lambda s: s.rank))))
+    node = parent.add(_fields(head, width))
+    inner = _narrower(width)
     facts = [("declared", layer.declared), ("resolved", layer.path),
              ("host path", layer.host_path), ("real path", layer.real_path)]
     for name, value in facts:
         if value is not None:
-            node.add(Text.assemble((f"{name}: ", "dim"), _t(value)))
+            node.add(_fact(name, value))
     for step in layer.symlinks:
-        node.add(Text.assemble(("symlink: ", "dim"), _t(step.path), " -> ", _t(step.target)))
+        node.add(_fields([_fact("symlink", step.path), Text("-> ") + _t(step.target)], inner,
+                         gap=" "))
     if layer.dev is not None:
         handle = f"{layer.handle.type}:{layer.handle.hex}" if layer.handle else "none"
-        node.add(Text.assemble(
-            ("fs: ", "dim"), _t(f"{layer.fs_type or '?'} dev {layer.dev} ino {layer.ino} "
-                                f"mount {layer.mount_id} uuid {layer.fs_uuid or 'none'}"),
-            ("  handle: ", "dim"), _t(handle)))
+        node.add(_fields([
+            _fact("fs", layer.fs_type or "?"), _t(f"dev {layer.dev}"), _t(f"ino {layer.ino}"),
+            _t(f"mount {layer.mount_id}"), _t(f"uuid {layer.fs_uuid or 'none'}"),
+            _fact("handle", handle)], inner, gap=" "))
     if layer.verify_note:
-        node.add(Text.assemble(("verify: ", "dim"), _t(layer.verify_note)))
-    for line in _hazard_lines(layer.hazards):
+        node.add(_fact("verify", layer.verify_note))
+    for line in _hazard_lines(layer.hazards, inner):
         node.add(line)
 
 
-def overlay_tree(overlay: Overlay, parent: Tree | None = None) -> Tree:
-    """One overlay mount and its layers."""
+def overlay_tree(overlay: Overlay, parent: Tree | None = None,
+                 width: int | None = None) -> Tree:
+    """One overlay mount and its layers; ``width`` is what its own label may use (None: no
+    wrapping)."""
     worst = overlay.worst()
-    head = Text.assemble(
-        _t(overlay.mount_point, "bold"), "  ", (severity_badge(worst), severity_style(worst)),
-        ("  " + visible(overlay.fs_type) + f" mount {overlay.mount_id}", "dim"))
+    head: list[Text | str] = [
+        _t(overlay.mount_point, "bold"),
+        Text(severity_badge(worst), style=severity_style(worst)),
+        Text(visible(overlay.fs_type) + f" mount {overlay.mount_id}", style="dim")]
     if overlay.unique_id is not None:
-        head.append(f" (unique {overlay.unique_id:#x})", style="dim")
-    node = parent.add(head) if parent is not None else Tree(head)
-    node.add(Text.assemble(("options: ", "dim"), _t(overlay.super_options)))
-    for line in _hazard_lines(overlay.hazards):
+        head.append(Text(f"(unique {overlay.unique_id:#x})", style="dim"))
+    node = parent.add(_fields(head, width)) if parent is not None else Tree(_fields(head, width))
+    inner = _narrower(width)
+    node.add(_fact("options", overlay.super_options))
+    for line in _hazard_lines(overlay.hazards, inner):
         node.add(line)
     for note in overlay.notes:
-        node.add(Text.assemble(("note: ", "dim"), _t(note)))
+        node.add(_fact("note", note))
     for layer in overlay.layers:
-        _layer_node(node, layer)
+        _layer_node(node, layer, inner)
     return node
 
 
-def namespace_tree(ns: Namespace) -> Tree:
+def namespace_tree(ns: Namespace, width: int | None = None) -> Tree:
     """A mount namespace, its processes and its overlay mounts."""
     worst = ns.worst()
     procs = ", ".join(
@@ -109,36 +157,46 @@ def namespace_tree(ns: Namespace) -> Tree:
     if len(ns.processes) > 6:
         procs += f", … {len(ns.processes) - 6} more"
     ident = f"mnt:[{ns.mnt_ns}]" if ns.mnt_ns is not None else "mnt:[?]"
-    tree = Tree(Text.assemble(
-        (ident, "bold"), "  ", (severity_badge(worst), severity_style(worst)),
-        f"  {len(ns.overlays)} overlay(s)  ", ("pids: ", "dim"), _t(procs)))
+    head = _fields([
+        Text(ident, style="bold"), Text(severity_badge(worst), style=severity_style(worst)),
+        f"{len(ns.overlays)} overlay(s)", _fact("pids", procs) if procs else ""], width)
+    tree = Tree(head)
+    inner = _narrower(width)
     for note in ns.notes:
-        tree.add(Text.assemble(("note: ", "dim"), _t(note)))
+        tree.add(_fact("note", note))
     for overlay in ns.overlays:
-        overlay_tree(overlay, tree)
+        overlay_tree(overlay, tree, inner)
     return tree
 
 
-def render(scan: Scan) -> Group:
-    """The whole report as one renderable."""
+def render(scan: Scan, width: int | None = None) -> Group:
+    """The whole report as one renderable; ``width`` is where fields wrap (None: never)."""
     mounts = [o for ns in scan.namespaces for o in ns.overlays]
     bad = sum(1 for o in mounts if o.all_hazards())
-    parts: list[Text | Tree] = [Text.assemble(
-        ("ovlinspect", "bold"), f": {len(scan.namespaces)} namespace(s), {len(mounts)} overlay "
-        f"mount(s), {bad} with hazards  ({visible(scan.source)})")]
+    parts: list[Text | Tree] = [_fields([
+        Text("ovlinspect:", style="bold"), f"{len(scan.namespaces)} namespace(s),",
+        f"{len(mounts)} overlay mount(s),", f"{bad} with hazards", f"({visible(scan.source)})"],
+        width, gap=" ")]
     parts += [_t(f"! {p}", "yellow") for p in scan.privileges]
     parts += [_t(f"! {e}", "red") for e in scan.errors]
-    parts += [namespace_tree(ns) for ns in scan.namespaces if ns.overlays or ns.notes]
-    hints = _hints(scan)
+    parts += [namespace_tree(ns, width) for ns in scan.namespaces if ns.overlays or ns.notes]
+    hints = _hints(scan, width)
     if hints is not None:
         parts.append(hints)
     return Group(*parts)
 
 
 def print_scan(scan: Scan, console: Console | None = None) -> None:
-    """Print the report; colour only on a terminal."""
+    """Print the report; colour only on a terminal.
+
+    Fields wrap at the width of a terminal (or of a ``console`` given by the caller); otherwise
+    nothing wraps.  A path is never broken either way.
+    """
     if console is None:
         console = Console(highlight=False, emoji=False)
-        if not console.is_terminal and "COLUMNS" not in os.environ:
-            console = Console(highlight=False, emoji=False, width=PIPE_WIDTH)
-    console.print(render(scan))
+        width = console.width if console.is_terminal else None
+    else:
+        width = console.width
+    # Rich wraps and crops at the console width: render wider than any line, print uncropped.
+    lines = console.render(render(scan, width), console.options.update(width=NO_WRAP))
+    console.print(Segments(lines), crop=False)

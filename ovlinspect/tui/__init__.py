@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from ovlinspect.model import Scan
 from ovlinspect.tui.app import OvlInspectApp, Scanner
 
@@ -35,9 +38,31 @@ def build_app(pids: list[int] | None = None, scan_result: Scan | None = None,
                          watch_mounts=watch_mounts)
 
 
+def _keyboard_from_terminal() -> str | None:
+    """Make fd 0 the terminal when stdin is redirected (``</dev/null``, a pipe, ``--from-file -``):
+    keys are then read from ``/dev/tty``.  Returns why the TUI cannot run, or None."""
+    stdin = sys.__stdin__
+    if stdin is not None and stdin.isatty():
+        return None
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return (f"the TUI needs a terminal to read keys from, and /dev/tty cannot be opened "
+                f"({exc.strerror}); use --plain, --json or --check")
+    os.dup2(fd, 0)  # dup2 clears O_CLOEXEC on fd 0
+    os.close(fd)
+    if stdin is None:
+        sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    return None
+
+
 def run_app(pids: list[int] | None = None, scan_result: Scan | None = None,
             screenshot_dir: str = ".", watch: float | None = None) -> int:
-    """Run the TUI until the user quits; the exit status."""
+    """Run the TUI until the user quits; the exit status (2 when there is no terminal)."""
+    problem = _keyboard_from_terminal()
+    if problem is not None:
+        print(f"ovlinspect: {problem}", file=sys.stderr)
+        return 2  # the CLI's usage / bad-input status
     app = build_app(pids, scan_result, screenshot_dir, watch)
     app.run()
     return app.return_code or 0

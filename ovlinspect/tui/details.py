@@ -166,7 +166,7 @@ def overlay_details(overlay: Overlay) -> RenderableType:
             value.append("  ")
             value.append_text(labels.hazard_codes(layer.hazards))
         layers.add_row(Text(layer.label, style="magenta"), value)
-    title = _title(labels.badge(overlay.worst(), pad=False), "overlay ",
+    title = _title(labels.status_badge(overlay.status, pad=False), "overlay ",
                    labels.safe(overlay.mount_point))
     return _group(title, hazard_block(overlay.all_hazards()), Text(),
                   _heading("Layers (declared → real_path)"), layers, Text(),

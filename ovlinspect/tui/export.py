@@ -11,7 +11,7 @@ from ovlinspect.report.jsonreport import overlay_dict
 
 
 def overlay_json(overlay: Overlay) -> str:
-    """One mount as indented JSON, like ``--json`` (undecodable bytes as ``\\udcXX``)."""
+    """One mount as indented JSON, like ``--json`` (bytes that are not UTF-8 as base64)."""
     return json.dumps(overlay_dict(overlay), indent=2, ensure_ascii=True)
 
 

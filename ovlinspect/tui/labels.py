@@ -11,12 +11,19 @@ from collections.abc import Iterable
 
 from rich.text import Text
 
-from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Process, Severity, Verified
-from ovlinspect.report.badges import VERIFIED_BADGE, VERIFIED_STYLE, severity_badge
+from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Process, Severity, Status, Verified
+from ovlinspect.report.badges import (
+    STATUS_BADGE,
+    STATUS_STYLE,
+    VERIFIED_BADGE,
+    VERIFIED_STYLE,
+    severity_badge,
+    worst_status,
+)
 from ovlinspect.report.badges import severity_style as severity_style
 from ovlinspect.report.textsafe import visible
 
-BADGE_WIDTH = 7
+BADGE_WIDTH = 10
 
 
 def safe(text: str | None, style: str = "") -> Text:
@@ -32,6 +39,26 @@ def badge(severity: Severity | None, *, pad: bool = True) -> Text:
     if pad:
         text.append(" " * (BADGE_WIDTH - len(label)))
     return text
+
+
+def status_badge(status: Status | None, *, pad: bool = True) -> Text:
+    """An overlay's (or namespace's) status: ``✔ ok`` only when every provable layer is
+    proven; ``? unproven`` when something provable was not proven."""
+    text = Text(end="")
+    if status is None:
+        label = "  -"
+        text.append(label, style="dim")
+    else:
+        label = STATUS_BADGE[status]
+        text.append(label, style=STATUS_STYLE[status])
+    if pad:
+        text.append(" " * (BADGE_WIDTH - len(label)))
+    return text
+
+
+def namespace_status(ns: Namespace) -> Status | None:
+    """The most urgent status among the namespace's overlays."""
+    return worst_status([o.status for o in ns.overlays])
 
 
 def symbol(severity: Severity | None) -> str:
@@ -93,7 +120,7 @@ def namespace_cells(ns: Namespace, overlays: int,
     if others > 0:
         who.append(f" +{others}", style="dim")
     return (
-        badge(worst),
+        status_badge(namespace_status(ns)),
         Text("" if pid is None else str(pid), justify="right"),
         who,
         Text(str(overlays), justify="right"),
@@ -102,7 +129,7 @@ def namespace_cells(ns: Namespace, overlays: int,
 
 def mount_label(overlay: Overlay, worst: Severity | None) -> Text:
     """A mount row: badge, mount point, fs type, mount id and the distinct hazard codes."""
-    text = badge(worst)
+    text = status_badge(overlay.status)
     text.append(" ")
     text.append(visible(overlay.mount_point), style="bold")
     text.append(f"  {visible(overlay.fs_type)} #{overlay.mount_id}", style="dim")

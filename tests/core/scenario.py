@@ -99,10 +99,21 @@ def run_cli(*args: str, user: int | None = None, check_rc: int | None = 0,
 
 
 def scan_json(pid: int, **kw: object) -> dict:
-    """``ovlinspect --pid PID --json`` parsed."""
+    """``ovlinspect --pid PID --json`` parsed, and checked against the schema."""
     done = run_cli("--pid", str(pid), "--json", **kw)  # type: ignore[arg-type]
     assert "Traceback" not in done.stderr, done.stderr
-    return json.loads(done.stdout)
+    report = json.loads(done.stdout)
+    validate_report(report)
+    return report
+
+
+def validate_report(report: dict) -> None:
+    """Check a --json report against the schema ``ovlinspect --json-schema`` prints."""
+    from jsonschema import Draft202012Validator
+
+    from ovlinspect.model.codec import schema_text
+
+    Draft202012Validator(json.loads(schema_text())).validate(report)
 
 
 def overlay_at(report: dict, mount_point: str) -> dict:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
-from ovlinspect.mounts.mountinfo import MountEntry, MountinfoError, parse, parse_line, unescape
+from ovlinspect.mounts.mountinfo import (
+    MountEntry,
+    MountinfoError,
+    parse,
+    parse_line,
+    parse_lines,
+    read_lines,
+    unescape,
+)
 from ovlinspect.mounts.overlayopts import is_volatile, parse_overlay_options
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -446,3 +455,46 @@ def test_sample_new_api_detached_fds() -> None:
     assert opts.lowerdir == ["/"] * 4
     assert opts.datadir == ["/"] * 3
     assert opts.flags == {"redirect_dir": "on", "uuid": "on", "metacopy": "on"}
+
+
+# --- bounded reading of untrusted input ------------------------------------------------------
+
+
+def test_read_lines_splits_on_newline_only_and_decodes_bytes() -> None:
+    data = b"a\rb\nc\xff\n\nlast"
+    assert list(read_lines(io.BytesIO(data), max_bytes=100, max_line=10)) == [
+        "a\rb", "c\udcff", "", "last"]
+
+
+def test_read_lines_joins_lines_across_chunks() -> None:
+    line = DOCKER_LINE.encode() + b"\n"
+    data = line * ((3 << 20) // len(line))  # several 1 MiB chunks, lines cut at their edges
+    lines = list(read_lines(io.BytesIO(data)))
+    assert lines == [DOCKER_LINE] * (len(data) // len(line))
+
+
+def test_read_lines_refuses_a_stream_past_the_byte_cap() -> None:
+    stream = io.BytesIO(b"x\n" * 2000)
+    with pytest.raises(MountinfoError, match="more than 1000 bytes"):
+        list(read_lines(stream, max_bytes=1000, max_line=100))
+
+
+def test_read_lines_refuses_a_line_that_never_ends() -> None:
+    with pytest.raises(MountinfoError, match="line 2: longer than 100 bytes"):
+        list(read_lines(io.BytesIO(b"ok\n" + b"\0" * 5000), max_bytes=10_000, max_line=100))
+    with pytest.raises(MountinfoError, match="line 3: longer than"):
+        list(read_lines(io.BytesIO(b"a\nb\n" + b"y" * 101 + b"\n"), max_line=100))
+
+
+def test_parse_lines_keeps_only_what_is_asked_and_bounds_errors() -> None:
+    lines = [DOCKER_LINE, "22 1 0:21 / / rw - ext4 /dev/vda rw", *["junk"] * 50, ""]
+    parsed = parse_lines(lines, keep=lambda e: e.fs_type == "overlay", max_errors=3)
+    assert [e.mount_id for e in parsed.entries] == [2061]
+    assert parsed.mount_count == 2
+    assert parsed.error_count == 50
+    assert parsed.errors == [f"line {n}: no ' - ' separator in 1 field(s)" for n in (3, 4, 5)]
+
+
+def test_parse_still_reports_every_error() -> None:
+    entries, errors = parse("junk\n" * 30 + DOCKER_LINE)
+    assert len(entries) == 1 and len(errors) == 30

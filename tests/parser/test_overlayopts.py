@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ovlinspect.model import OverlayOptions
 from ovlinspect.mounts.overlayopts import (
+    MAX_LOWERS,
+    MAX_OTHER,
     is_volatile,
     legacy_data,
     parse_overlay_options,
@@ -324,3 +328,51 @@ def test_legacy_length_near_page_limit() -> None:
 def test_legacy_length_survives_foreign_surrogates() -> None:
     opts, _ = parse_overlay_options("rw,lowerdir+=/\ud800")
     assert opts.legacy_length == len(b"lowerdir=/") + 3
+
+
+# --- more layers than the kernel allows ------------------------------------------------------
+
+
+def test_declared_lowers_counts_every_layer() -> None:
+    opts, _ = parse_overlay_options("rw,lowerdir=/a:/b::/d,upperdir=/u,workdir=/w")
+    assert opts.declared_lowers == 3
+    opts, _ = parse_overlay_options("rw,lowerdir+=/a,lowerdir+=,datadir+=/d")
+    assert opts.declared_lowers == 2
+
+
+def test_legacy_keeps_the_first_500_layers_and_counts_the_rest() -> None:
+    count = 116_000  # a 1 MB line
+    raw = "rw,lowerdir=" + ":".join(f"/l{i}" for i in range(count)) + "::/d0::/d1,upperdir=/u"
+    started = time.monotonic()
+    opts, warnings = parse_overlay_options(raw)
+    assert time.monotonic() - started < 5  # linear: about 0.1 s
+    assert opts.declared_lowers == count + 2
+    assert opts.lowerdir == [f"/l{i}" for i in range(MAX_LOWERS)]
+    assert opts.datadir == []
+    assert (opts.upperdir, warnings) == ("/u", [])
+
+
+def test_new_api_keeps_the_first_500_layers_in_order() -> None:
+    pieces = [f"lowerdir+=/l{i}" for i in range(MAX_LOWERS - 2)]
+    pieces += ["datadir+=/d0", "datadir+=/d1", "datadir+=/d2", "lowerdir+=/late"]
+    opts, warnings = parse_overlay_options(",".join(pieces))
+    assert len(opts.lowerdir) + len(opts.datadir) == MAX_LOWERS
+    assert opts.datadir == ["/d0", "/d1"]
+    assert opts.declared_lowers == MAX_LOWERS + 2
+    assert warnings == ["lowerdir+= after datadir+= (the kernel refuses this order)"]
+
+
+def test_exactly_500_lowers_is_allowed() -> None:
+    opts, _ = parse_overlay_options("lowerdir=" + ":".join(f"/{i}" for i in range(MAX_LOWERS)))
+    assert opts.declared_lowers == len(opts.lowerdir) == MAX_LOWERS
+
+
+def test_repeated_warnings_and_other_options_stay_bounded() -> None:
+    raw = "lowerdir=" + ":::".join(["/a"] * 100_000) + "," + ",".join(["seclabel"] * 100_000)
+    opts, warnings = parse_overlay_options(raw + ",index=on" * 1000)
+    assert warnings == [
+        "lowerdir: 3 colons in a row (only ':' or '::' are valid)",
+        f"more than {MAX_OTHER} other options; the rest are not listed",
+        "index given more than once; the last one wins",
+    ]
+    assert len(opts.other) == MAX_OTHER

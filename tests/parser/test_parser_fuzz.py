@@ -8,9 +8,22 @@ mount point; a legacy ``lowerdir=`` is printed exactly as typed, so the user's o
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ovlinspect.cli.main import main
 from ovlinspect.model import OverlayOptions
 from ovlinspect.mounts.mountinfo import MountEntry, parse, parse_line, unescape
 from ovlinspect.mounts.overlayopts import legacy_data, parse_overlay_options, split_options
@@ -204,3 +217,63 @@ def test_legacy_data_is_what_the_kernel_would_accept(
     again, warnings = parse_overlay_options(f"rw,lowerdir={shown}")
     assert warnings == []
     assert (again.lowerdir, again.datadir) == (opts.lowerdir, opts.datadir)
+
+
+# --- the whole --from-file path on arbitrary input -------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+OPTION_SOUP = st.lists(
+    st.sampled_from(["lowerdir=", "lowerdir+=", "datadir+=", "upperdir=", "workdir=", "rw",
+                     "volatile", "fsync=volatile", 'context="', ",", ":", "::", "\\", "\\054",
+                     '"', "a", "/b", "/proc/self/fd/3", "\udcff", "\x1b[2J"]),
+    max_size=30,
+).map("".join)
+MOUNT_LINE = st.builds(
+    "{} {} 0:51 {} {} rw - {} src {}".format,
+    st.sampled_from(["61", "62", "x"]), st.sampled_from(["22", "1"]),
+    st.sampled_from(["/", "/sub", ""]), st.one_of(st.just("/m"), TRICKY),
+    st.sampled_from(["overlay", "fuse.fuse-overlayfs", "fuse-overlayfs", "ext4", ""]),
+    st.one_of(OPTION_SOUP, TRICKY),
+)
+INPUT = st.one_of(
+    st.binary(max_size=2000),
+    st.lists(st.one_of(MOUNT_LINE, TRICKY, ANY_TEXT), max_size=12).map(
+        lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass")),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=INPUT, output=st.sampled_from(["--json", "--plain", "--check"]))
+def test_from_file_on_arbitrary_bytes_never_raises(data: bytes, output: str) -> None:
+    with tempfile.NamedTemporaryFile(prefix="ovlinspect-fuzz-") as handle:
+        handle.write(data)
+        handle.flush()
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(["--from-file", handle.name, output])
+    assert status in (0, 1, 2)
+    if status == 2:
+        assert err.getvalue().startswith(f"ovlinspect: {handle.name}: ")
+        assert out.getvalue() == ""
+    elif output == "--json":
+        assert json.loads(out.getvalue())["source"] == f"file:{handle.name}"
+    if output != "--check":
+        assert status != 1
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (500 << 20, 500 << 20))
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom"])
+def test_endless_input_is_refused_under_a_memory_bound(source: str) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "ovlinspect", "--from-file", source, "--plain"],
+        capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, cwd="/",
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"ovlinspect: {source}: ") and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert time.monotonic() - started < 20  # /dev/zero: 0.2 s, /dev/urandom: about 2 s

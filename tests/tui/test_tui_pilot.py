@@ -35,12 +35,12 @@ def test_badges_on_namespace_and_mount_rows() -> None:
             table = app.ns_table
             assert table.row_keys == [HOST, WEB, CI, APP]
             badges = [table.get_cell(key, "badge").plain.strip() for key in table.row_keys]
-            assert badges == ["✖ error", "▲ warn", "▲ warn", "✔ ok"]
+            assert badges == ["✖ error", "ℹ info", "▲ warn", "✔ ok"]  # noqa: RUF001
             labels = tree_labels(app)
-            assert any(lbl.startswith("✖ error /srv/build/merged") for lbl in labels)
+            assert any(lbl.startswith("✖ error    /srv/build/merged") for lbl in labels)
             assert any("source-detached" in lbl for lbl in labels)  # visible without expanding
             text = screen_text(app)
-            assert "✖ error  4200" in text and "✔ ok     4400" in text
+            assert "✖ error     4200" in text and "✔ ok        4400" in text
 
     run(body)
 
@@ -97,7 +97,7 @@ def test_expanding_a_mount_shows_its_layers_in_order() -> None:
             await pilot.press("down", "down", "down", "down", "right")
             await pilot.pause()
             facts = [child.label.plain for child in mount.children[3].children]
-            assert facts[0].startswith("✖ error source-detached: lower[1] lives on")
+            assert facts[0].startswith("✖ error    source-detached: lower[1] lives on")
             assert any(f.startswith("real_path") for f in facts)
 
     run(body)

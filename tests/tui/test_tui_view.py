@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tuikit import load_scan
 
-from ovlinspect.model import Hazard, Namespace, Severity
+from ovlinspect.model import Hazard, Namespace, Severity, Status
 from ovlinspect.tui import labels
 from ovlinspect.tui.export import overlay_json, unique_path, write_new
 from ovlinspect.tui.view import (
@@ -55,7 +55,7 @@ def test_summary_and_counts_match_the_model() -> None:
                                                  ("symlink", Severity.INFO, 2)]
     counts = count(scan, apply_filter(scan, Filter()), summary)
     assert (counts.namespaces, counts.mounts) == (4, 6)
-    assert counts.severities == {Severity.ERROR: 1, Severity.WARNING: 3, Severity.INFO: 1}
+    assert counts.severities == {Severity.ERROR: 1, Severity.WARNING: 2, Severity.INFO: 2}
 
 
 def test_keys_and_order() -> None:
@@ -71,8 +71,10 @@ def test_keys_and_order() -> None:
 
 
 def test_badges_carry_a_symbol_and_a_word() -> None:
-    assert labels.badge(Severity.ERROR).plain == "✖ error"
-    assert labels.badge(Severity.WARNING).plain == "▲ warn "
+    assert labels.badge(Severity.ERROR).plain == "✖ error   "
+    assert labels.badge(Severity.WARNING).plain == "▲ warn    "
+    assert labels.status_badge(Status.UNVERIFIED, pad=False).plain == "? unproven"
+    assert labels.status_badge(Status.OK, pad=False).plain == "✔ ok"
     assert labels.badge(None, pad=False).plain == "✔ ok"
     hazards = [Hazard("symlink", Severity.INFO, None, "m", "h"),
                Hazard("stale-path", Severity.ERROR, None, "m", "h"),
@@ -102,6 +104,6 @@ def test_mount_json_is_the_report_format_and_survives_bad_bytes() -> None:
     text = overlay_json(overlay)
     text.encode("utf-8")
     data = json.loads(text)
-    assert data["mount_point"] == "/srv/\udcff"
+    assert data["mount_point"] == {"base64": "L3Nydi//", "text": "/srv/\\xff"}  # exact bytes
     assert data["layers"][3]["verified"] == "mismatch"
     assert data["layers"][3]["hazards"][0]["code"] == "source-detached"

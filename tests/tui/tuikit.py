@@ -72,7 +72,15 @@ def find_node(app: OvlInspectApp, *key: str) -> Any:
 
 def big_scan(namespaces: int, overlays: int) -> Scan:
     """A synthetic host: ``namespaces`` x ``overlays`` mounts, every 5th with a hazard."""
-    from ovlinspect.model import Layer, Namespace, Overlay, OverlayOptions, Process
+    from ovlinspect.model import (
+        Layer,
+        Namespace,
+        Overlay,
+        OverlayOptions,
+        Process,
+        Status,
+        Verified,
+    )
     from ovlinspect.model.hazards import hazard
 
     scan = Scan(source="synthetic")
@@ -85,9 +93,11 @@ def big_scan(namespaces: int, overlays: int) -> Scan:
             lower = f"/big/{n}/{o}/lower"
             overlay = Overlay(mount_id, None, f"/big/{n}/{o}/merged", "overlay", "overlay", "rw",
                               f"rw,lowerdir={lower}", OverlayOptions(lowerdir=[lower]),
-                              layers=[Layer("lower", 0, lower, path=lower)])
+                              layers=[Layer("lower", 0, lower, path=lower,
+                                            verified=Verified.MATCH)], status=Status.OK)
             if o % 5 == 0:
                 overlay.layers[0].hazards.append(hazard("stale-path", "lower[0]", "covered"))
+                overlay.status = Status.ERROR
             ns.overlays.append(overlay)
         scan.namespaces.append(ns)
     return scan
