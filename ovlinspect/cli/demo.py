@@ -13,6 +13,7 @@ from typing import TextIO
 
 from ovlinspect.cli.options import EXIT_OK, EXIT_USAGE, add_output_options
 from ovlinspect.lab import Lab, LabError
+from ovlinspect.report.textsafe import visible
 
 EXIT_FAILED = 1
 
@@ -121,7 +122,8 @@ def lab_info(lab: Lab) -> dict[str, object]:
     """What the lab built, for the ``lab`` key of ``--json``."""
     return {"holder_pid": lab.holder_pid, "container_pid": lab.container_pid,
             "rootless": lab.rootless, "base": lab.base, "scenarios": lab.scenarios,
-            "skipped": lab.skipped}
+            "skipped": lab.skipped, "inherited_detached": lab.inherited_detached,
+            "inherited_kept": lab.inherited_kept, "notes": lab.notes}
 
 
 def print_layout(lab: Lab, out: TextIO) -> None:
@@ -138,6 +140,8 @@ def print_layout(lab: Lab, out: TextIO) -> None:
         print(f"  {s['mount_point']:<{width}}  expect: {expect}{where}", file=out)
     for skipped in lab.skipped:
         print(f"  not built: {skipped['name']}: {skipped['reason']}", file=out)
+    for note in lab.notes:  # names from the host: shown escaped
+        print(f"  note: {visible(note)}", file=out)
 
 
 def _keep(lab: Lab) -> int:
@@ -164,7 +168,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _check(lab: Lab, result: object, out: TextIO) -> int:
-    from ovlinspect.lab.verify import verify
+    from ovlinspect.lab.verify import unjudged, verify
     from ovlinspect.model import Scan
 
     assert isinstance(result, Scan)
@@ -175,4 +179,7 @@ def _check(lab: Lab, result: object, out: TextIO) -> int:
         print(f"{status} {v.name:<15} {detail}", file=out)
     for skipped in lab.skipped:
         print(f"skip {skipped['name']:<15} {skipped['reason']}", file=out)
+    for mount_point in unjudged(result, lab.scenarios):
+        print(f"note {visible(mount_point)}: not built by the lab (inherited), not checked",
+              file=out)
     return EXIT_OK if all(v.ok for v in verdicts) else EXIT_FAILED

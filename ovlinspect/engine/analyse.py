@@ -73,7 +73,7 @@ def _findings(overlay: Overlay, states: list[LayerState], ev: Evidence, outcome:
               ctx: NamespaceContext) -> None:
     path_hazards(states, outcome)
     ambiguous_detached(overlay, outcome)
-    hidden_submounts(states, ctx.index.mounts if ctx.index else [])
+    hidden_submounts(states)
     if not ev.handles_available:
         no_handles(overlay, ev.no_handles_type)
     if ev.listing_refused:

@@ -14,7 +14,6 @@ from ovlinspect.kernel.handles import format_uuid
 from ovlinspect.model import HazardCode, Layer, Overlay, Severity, Status, Strength, Verified
 from ovlinspect.model.hazards import hazard
 from ovlinspect.model.reasons import FINAL, Reason
-from ovlinspect.mounts.mountinfo import MountEntry
 from ovlinspect.mounts.overlayopts import MAX_LOWERS, is_volatile
 
 LEGACY_LIMIT = 4096
@@ -120,7 +119,7 @@ def ambiguous_detached(overlay: Overlay, outcome: Outcome) -> None:
             "nowhere visible"))
 
 
-def hidden_submounts(states: list[LayerState], own_index_mounts: list[MountEntry]) -> None:
+def hidden_submounts(states: list[LayerState]) -> None:
     """A mount below a layer directory: the overlay does not see it (it does not cross mounts
     inside a layer), though users often expect it to."""
     for state in states:
@@ -130,9 +129,7 @@ def hidden_submounts(states: list[LayerState], own_index_mounts: list[MountEntry
         base = layer.path if layer.path is not None else layer.host_path
         if not base or base == "/":
             continue
-        prefix = base.rstrip("/") + "/"
-        below = sorted({m.mount_point for m in state.index.mounts
-                        if m.mount_point.startswith(prefix)})
+        below = state.index.mounts_below(base)
         if below:
             shown = ", ".join(below[:3]) + (f" and {len(below) - 3} more" if len(below) > 3 else "")
             layer.hazards.append(hazard(

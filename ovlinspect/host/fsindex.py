@@ -9,6 +9,7 @@ ambiguous: a handle is then tried on each of them, and ESTALE tells them apart.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import os
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class FsIndex:
         self._filesystems: list[Filesystem] | None = None
         self._by_key: dict[bytes, list[Filesystem]] = {}
         self._by_dev: dict[str, Filesystem] = {}
+        self._points: list[str] | None = None
 
     def close(self) -> None:
         """Close every fd the index opened."""
@@ -129,6 +131,19 @@ class FsIndex:
             finally:
                 os.close(fd)
         return None
+
+    def mounts_below(self, path: str) -> list[str]:
+        """Mount points strictly below the directory ``path`` (sorted; bisected, not scanned)."""
+        if self._points is None:
+            self._points = sorted({m.mount_point for m in self.mounts})
+        prefix = path.rstrip("/") + "/"
+        start = bisect.bisect_left(self._points, prefix)
+        out = []
+        for point in self._points[start:]:
+            if not point.startswith(prefix):
+                break
+            out.append(point)
+        return out
 
     def by_mount_id(self, mount_id: int | None) -> Filesystem | None:
         """The filesystem of the mount with this id, if it is in the view."""

@@ -60,14 +60,16 @@ def facts(fd: int) -> DirFacts:
                 uuid = get_fs_uuid(dfd)
             finally:
                 os.close(dfd)
+    handle = handle_of(fd)
     return DirFacts(
         dev=f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}",
         ino=st.st_ino,
         st=st,
         is_dir=is_dir,
-        mount_id=fd_mount_id(fd),
+        # name_to_handle_at reports the mount id too: no need to read fdinfo then.
+        mount_id=handle.mount_id if handle is not None else fd_mount_id(fd),
         uuid=uuid,
-        handle=handle_of(fd),
+        handle=handle,
     )
 
 

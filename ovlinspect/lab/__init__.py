@@ -3,8 +3,10 @@
 ``Lab`` starts a holder process (:mod:`ovlinspect.lab.holder`) that builds the scenarios of
 :mod:`ovlinspect.lab.scenarios` in its own mount namespace, with its own tmpfs on ``/tmp``.  The
 host's mount table is never touched: when the holder dies, its namespace and every lab mount go
-with it.  The holder watches a pipe from this process, so it also ends when this process is
-SIGKILLed.  This package never imports textual.
+with it.  Overlays the namespace inherited from this process's (a container host's) are detached
+there first; what a user namespace may not detach is listed in :attr:`Lab.inherited_kept`.  The
+holder watches a pipe from this process, so it also ends when this process is SIGKILLed.  This
+package never imports textual.
 
     with Lab() as lab:
         report = scan(lab.pids)
@@ -21,9 +23,9 @@ import time
 from types import TracebackType
 from typing import Any
 
-from ovlinspect.lab.scenarios import BASE, ScenarioInfo, Skipped
+from ovlinspect.lab.scenarios import BASE, Inherited, ScenarioInfo, Skipped
 
-__all__ = ["BASE", "Lab", "LabError", "ScenarioInfo", "Skipped"]
+__all__ = ["BASE", "Inherited", "Lab", "LabError", "ScenarioInfo", "Skipped"]
 
 
 class LabError(Exception):
@@ -46,12 +48,21 @@ class Lab:
         self.container_pid: int | None = None
         self.scenarios: list[ScenarioInfo] = []
         self.skipped: list[Skipped] = []
+        self.inherited_detached: list[str] = []
+        self.inherited_kept: list[Inherited] = []
         self.base = BASE
         self.start_seconds: float | None = None
         self.build_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._ready_fd: int | None = None
         self._control_fd: int | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader of the lab's scan should know that is not a scenario."""
+        return [f"inherited {k['fs_type']} mount {k['mount_point']} is not part of the lab and "
+                f"stays in its namespace ({k['reason']}); it is not checked"
+                for k in self.inherited_kept]
 
     @property
     def pids(self) -> list[int]:
@@ -126,6 +137,8 @@ class Lab:
         self.container_pid = info.get("container_pid")
         self.scenarios = info["scenarios"]
         self.skipped = info["skipped"]
+        self.inherited_detached = info.get("inherited_detached", [])
+        self.inherited_kept = info.get("inherited_kept", [])
         self.build_seconds = info.get("build_seconds")
         if not self.scenarios:
             reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in self.skipped)

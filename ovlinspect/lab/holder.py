@@ -5,6 +5,11 @@ mapping its own uid/gid to 0), makes ``/`` rprivate, mounts a tmpfs over ``/tmp`
 namespace, builds the scenarios, writes one JSON line to the ready fd and then blocks on the
 control fd.  EOF there (the parent exited or was killed), a ``stop`` line, or the parent's death
 (PR_SET_PDEATHSIG) ends it; its namespace, and with it every lab mount, then vanishes.
+
+A new mount namespace starts as a copy of its creator's: on a container host, Docker's overlays
+and the like.  Before building, the holder detaches every inherited overlay and fuse-overlayfs
+mount (with whatever is mounted on or under it), so the lab shows only its own.  In a user
+namespace inherited mounts are locked (umount fails with EINVAL): those stay, and are reported.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 
 from ovlinspect.kernel import mountapi as m
 from ovlinspect.lab import container
-from ovlinspect.lab.scenarios import BASE, Context, Skipped, build_all, sort
+from ovlinspect.lab.scenarios import BASE, Context, Inherited, Skipped, build_all, sort
+from ovlinspect.mounts.mountinfo import MountEntry, parse
 
 USERNS_REFUSED = (
     "the kernel refused to create a user namespace ({err}), so the lab cannot run without root. "
@@ -70,11 +76,83 @@ def enter_namespace(rootless: bool) -> None:
                           f"namespace: {exc.strerror}") from None
 
 
-def _setup(rootless: bool) -> None:
+INHERITED_TYPES = ("overlay", "fuse.fuse-overlayfs")
+
+
+def _mount_table() -> dict[int, MountEntry]:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+        entries, _ = parse(handle.read())
+    return {e.mount_id: e for e in entries}
+
+
+def _on_or_under(table: dict[int, MountEntry], mount_id: int, ancestor: int) -> bool:
+    seen: set[int] = set()
+    while mount_id != ancestor and mount_id in table and mount_id not in seen:
+        seen.add(mount_id)
+        mount_id = table[mount_id].parent_id
+    return mount_id == ancestor
+
+
+def _fd_mount_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.ENOTSUP, "no mnt_id in fdinfo")
+
+
+def _detach_one(table: dict[int, MountEntry], entry: MountEntry) -> str | None:
+    """Detach the topmost mount at ``entry``'s mount point; the reason when it stays."""
+    if any(field.startswith("shared:") for field in entry.optional):
+        return "shared with another namespace"
+    try:
+        fd = os.open(entry.mount_point, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"cannot open it: {exc.strerror}"
+    try:
+        # The mount the path leads to is the overlay itself or one mounted on it: detach that
+        # very mount through the fd, never whatever else the path might name.
+        if not _on_or_under(table, _fd_mount_id(fd), entry.mount_id):
+            return "covered by another mount"
+        m.umount(f"/proc/self/fd/{fd}", m.MNT_DETACH)
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.EPERM):
+            return ("locked: a user namespace may not unmount what it inherited "
+                    f"({os.strerror(exc.errno)})")
+        return exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+    return None
+
+
+def detach_inherited() -> tuple[list[str], list[Inherited]]:
+    """Detach every inherited overlay; returns the mount points detached and those kept.
+
+    Only ever call this in a private namespace of one's own (see :func:`_setup`).
+    """
+    kept: dict[int, Inherited] = {}
+    table = _mount_table()
+    found = [e for e in table.values() if e.fs_type in INHERITED_TYPES]
+    while todo := [e for e in table.values() if e.fs_type in INHERITED_TYPES
+                   and e.mount_id not in kept]:
+        reason = _detach_one(table, todo[0])  # each success removes a mount: this ends
+        if reason is not None:
+            kept[todo[0].mount_id] = Inherited(mount_point=todo[0].mount_point,
+                                               fs_type=todo[0].fs_type, reason=reason)
+        table = _mount_table()
+    return [e.mount_point for e in found if e.mount_id not in table], list(kept.values())
+
+
+def _setup(rootless: bool) -> tuple[list[str], list[Inherited]]:
+    outside = os.readlink("/proc/self/ns/mnt")
     enter_namespace(rootless)
+    if os.readlink("/proc/self/ns/mnt") == outside:
+        raise OSError(errno.EPERM, "the lab did not get a mount namespace of its own")
     m.make_rprivate("/")
+    inherited = detach_inherited()
     m.mount("ovlinspect-lab", "/tmp", "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=1777")
     os.makedirs(BASE, mode=0o755)
+    return inherited
 
 
 def run(ready_fd: int, control_fd: int, parent: int, rootless: bool) -> int:
@@ -84,7 +162,7 @@ def run(ready_fd: int, control_fd: int, parent: int, rootless: bool) -> int:
     if not _watch_parent(parent):
         return 0
     try:
-        _setup(rootless)
+        detached, kept = _setup(rootless)
         if not _watch_parent(parent):  # re-arm: credentials changed with the user namespace
             return 0
     except OSError as exc:
@@ -113,6 +191,8 @@ def run(ready_fd: int, control_fd: int, parent: int, rootless: bool) -> int:
         "base": BASE,
         "scenarios": ctx.scenarios,
         "skipped": ctx.skipped,
+        "inherited_detached": detached,
+        "inherited_kept": kept,
         "build_seconds": round(time.monotonic() - started, 4),
     })
     null = os.open(os.devnull, os.O_RDWR)

@@ -52,6 +52,14 @@ class Skipped(TypedDict):
     reason: str
 
 
+class Inherited(TypedDict):
+    """An overlay the lab's namespace inherited from its creator and could not detach, and why."""
+
+    mount_point: str
+    fs_type: str
+    reason: str
+
+
 @dataclass
 class Context:
     """What every builder needs: who shows the mounts and which overlay options are forced."""

@@ -1,4 +1,8 @@
-"""Check a scan of the lab against what each scenario expects (``ovlinspect demo --check``)."""
+"""Check a scan of the lab against what each scenario expects (``ovlinspect demo --check``).
+
+Only the lab's own scenarios are judged: an overlay its namespace inherited and could not detach
+(see :mod:`ovlinspect.lab.holder`) is listed by :func:`unjudged`, never failed.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,20 @@ def find_overlay(scan: Scan, scenario: ScenarioInfo) -> Overlay | None:
                 if overlay.mount_point == scenario["mount_point"]:
                     return overlay
     return None
+
+
+def unjudged(scan: Scan, scenarios: list[ScenarioInfo]) -> list[str]:
+    """Mount points of overlays in the lab's namespaces that no scenario built (e.g. inherited
+    ones a user namespace may not detach): :func:`verify` does not judge them."""
+    lab_pids = {s["pid"] for s in scenarios}
+    own = {(s["pid"], s["mount_point"]) for s in scenarios}
+    found = []
+    for ns in scan.namespaces:
+        pids = _ns_pids(ns)
+        if pids & lab_pids:
+            found += [o.mount_point for o in ns.overlays
+                      if not any((pid, o.mount_point) in own for pid in pids)]
+    return found
 
 
 def verify(scan: Scan, scenarios: list[ScenarioInfo]) -> list[Verdict]:

@@ -279,7 +279,7 @@ def _handle_from_wire(d: Wire | None) -> Handle | None:
 
 
 def _hazard_from_wire(d: Wire) -> Hazard:
-    return Hazard(code=HazardCode(d["code"]), severity=Severity(d["severity"]), layer=d["layer"],
+    return Hazard(code=_code(d["code"]), severity=Severity(d["severity"]), layer=d["layer"],
                   message=text_from_wire(d["message"]), hint=text_from_wire(d["hint"]))
 
 
@@ -319,3 +319,13 @@ def _layer_from_wire(d: Wire) -> Layer:
 def schema_text() -> str:
     """The JSON Schema (draft 2020-12) of the ``--json`` document, as shipped in the package."""
     return resources.files("ovlinspect.model").joinpath("schema.json").read_text(encoding="utf-8")
+
+
+def _code(value: Any) -> HazardCode:
+    """A hazard code; one this version does not know (a report from a newer one) is kept as
+    its text rather than refused, as the schema allows any code."""
+    text = text_from_wire(value)
+    try:
+        return HazardCode(text)
+    except ValueError:
+        return text  # type: ignore[return-value]

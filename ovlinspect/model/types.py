@@ -6,8 +6,8 @@ plain renderer all show the same facts.  This module must never import textual.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from enum import Enum, StrEnum
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
@@ -32,7 +32,6 @@ __all__ = [
     "Strength",
     "SymlinkStep",
     "Verified",
-    "plain",
     "worst",
 ]
 
@@ -314,63 +313,3 @@ class Scan:
 def worst(hazards: list[Hazard]) -> Severity | None:
     """The worst severity in ``hazards``, or None."""
     return max((h.severity for h in hazards), default=None)
-
-
-def plain(value: Any) -> Any:
-    """Enums to their values, recursively (dataclasses.asdict keeps them as members)."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-_NESTED: dict[str, Any] = {}
-
-
-def _build(cls: Any, data: dict[str, Any]) -> Any:
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        kind = _NESTED.get(f"{cls.__name__}.{f.name}")
-        if kind is None or value is None:
-            kwargs[f.name] = value
-        elif isinstance(kind, list):
-            kwargs[f.name] = [_convert(kind[0], v) for v in value]
-        else:
-            kwargs[f.name] = _convert(kind, value)
-    return cls(**kwargs)
-
-
-def _convert(kind: Any, value: Any) -> Any:
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        return kind(value)
-    return _build(kind, value)
-
-
-_NESTED.update(
-    {
-        "Scan.namespaces": [Namespace],
-        "Namespace.processes": [Process],
-        "Namespace.overlays": [Overlay],
-        "Overlay.options": OverlayOptions,
-        "Overlay.layers": [Layer],
-        "Overlay.hazards": [Hazard],
-        "Overlay.root_handle": Handle,
-        "Layer.symlinks": [SymlinkStep],
-        "Layer.handle": Handle,
-        "Layer.verified": Verified,
-        "Layer.hazards": [Hazard],
-        "Layer.proof": Proof,
-        "Layer.backing": Backing,
-        "Proof.method": ProofMethod,
-        "Proof.strength": Strength,
-        "Overlay.status": Status,
-        "Hazard.code": HazardCode,
-        "Hazard.severity": Severity,
-    }
-)

@@ -133,7 +133,7 @@ def _split_legacy(value: str, limit: int | None) -> tuple[list[str], list[str], 
     in_data = False
     declared = 0
     spans = _legacy_tokens(value)
-    current = next(spans)
+    current: tuple[int, int, int] | None = next(spans)
     first = True
     while current is not None:
         following = next(spans, None)

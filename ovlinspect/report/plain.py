@@ -17,12 +17,15 @@ from rich.segment import Segments
 from rich.text import Text
 from rich.tree import Tree
 
-from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Scan
+from ovlinspect.model import Hazard, Layer, Namespace, Overlay, Scan, Status
 from ovlinspect.report.badges import (
+    STATUS_BADGE,
+    STATUS_STYLE,
     VERIFIED_BADGE,
     VERIFIED_STYLE,
     severity_badge,
     severity_style,
+    worst_status,
 )
 from ovlinspect.report.textsafe import visible
 
@@ -119,8 +122,17 @@ def _layer_node(parent: Tree, layer: Layer, width: int | None) -> None:
             _fact("fs", layer.fs_type or "?"), _t(f"dev {layer.dev}"), _t(f"ino {layer.ino}"),
             _t(f"mount {layer.mount_id}"), _t(f"uuid {layer.fs_uuid or 'none'}"),
             _fact("handle", handle)], inner, gap=" "))
+    proof = layer.proof
+    node.add(_fields([_fact("proof", proof.method.value),
+                      _t(proof.strength.value if proof.strength else "no strength"),
+                      _fact("reason", proof.reason)], inner, gap=" "))
     if layer.verify_note:
         node.add(_fact("verify", layer.verify_note))
+    backing = layer.backing
+    if backing is not None and (backing.device or backing.backing_file):
+        node.add(_fields([_fact("backing", backing.device or backing.source),
+                          _fact("file", backing.backing_file) if backing.backing_file else ""],
+                         inner, gap=" "))
     for line in _hazard_lines(layer.hazards, inner):
         node.add(line)
 
@@ -129,10 +141,9 @@ def overlay_tree(overlay: Overlay, parent: Tree | None = None,
                  width: int | None = None) -> Tree:
     """One overlay mount and its layers; ``width`` is what its own label may use (None: no
     wrapping)."""
-    worst = overlay.worst()
     head: list[Text | str] = [
         _t(overlay.mount_point, "bold"),
-        Text(severity_badge(worst), style=severity_style(worst)),
+        Text(STATUS_BADGE[overlay.status], style=STATUS_STYLE[overlay.status]),
         Text(visible(overlay.fs_type) + f" mount {overlay.mount_id}", style="dim")]
     if overlay.unique_id is not None:
         head.append(Text(f"(unique {overlay.unique_id:#x})", style="dim"))
@@ -150,7 +161,7 @@ def overlay_tree(overlay: Overlay, parent: Tree | None = None,
 
 def namespace_tree(ns: Namespace, width: int | None = None) -> Tree:
     """A mount namespace, its processes and its overlay mounts."""
-    worst = ns.worst()
+    status = worst_status([o.status for o in ns.overlays])
     procs = ", ".join(
         f"{p.pid} {p.comm}" + (f" [{p.container}]" if p.container else "")
         for p in ns.processes[:6])
@@ -158,7 +169,8 @@ def namespace_tree(ns: Namespace, width: int | None = None) -> Tree:
         procs += f", … {len(ns.processes) - 6} more"
     ident = f"mnt:[{ns.mnt_ns}]" if ns.mnt_ns is not None else "mnt:[?]"
     head = _fields([
-        Text(ident, style="bold"), Text(severity_badge(worst), style=severity_style(worst)),
+        Text(ident, style="bold"),
+        Text(STATUS_BADGE[status], style=STATUS_STYLE[status]) if status else "",
         f"{len(ns.overlays)} overlay(s)", _fact("pids", procs) if procs else ""], width)
     tree = Tree(head)
     inner = _narrower(width)
@@ -173,9 +185,12 @@ def render(scan: Scan, width: int | None = None) -> Group:
     """The whole report as one renderable; ``width`` is where fields wrap (None: never)."""
     mounts = [o for ns in scan.namespaces for o in ns.overlays]
     bad = sum(1 for o in mounts if o.all_hazards())
+    by_status = ", ".join(f"{n} {s.value}" for s in Status
+                          if (n := sum(1 for o in mounts if o.status is s)))
     parts: list[Text | Tree] = [_fields([
         Text("ovlinspect:", style="bold"), f"{len(scan.namespaces)} namespace(s),",
-        f"{len(mounts)} overlay mount(s),", f"{bad} with hazards", f"({visible(scan.source)})"],
+        f"{len(mounts)} overlay mount(s),", f"{bad} with hazards",
+        f"[{by_status}]" if by_status else "", f"({visible(scan.source)})"],
         width, gap=" ")]
     parts += [_t(f"! {p}", "yellow") for p in scan.privileges]
     parts += [_t(f"! {e}", "red") for e in scan.errors]

@@ -188,6 +188,12 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
         result.append("  ")
         result.append(visible(layer.verify_note))
     _row(grid, "verified", result)
+    proof = layer.proof
+    _row(grid, "proof", f"{proof.method.value}, "
+         f"{proof.strength.value if proof.strength else 'no strength'} ({proof.reason})")
+    if layer.backing is not None:
+        _row(grid, "backing", " ".join(x for x in (layer.backing.device or layer.backing.source,
+                                                   layer.backing.backing_file) if x) or None)
     _row(grid, "dev / ino", None if layer.dev is None and layer.ino is None
          else f"{layer.dev or '?'} / {'?' if layer.ino is None else layer.ino}")
     _row(grid, "fs type", layer.fs_type)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from ovlinspect.model import Overlay
-from ovlinspect.report.jsonreport import overlay_dict
+from ovlinspect.report.jsonreport import encode, overlay_dict
 
 
 def overlay_json(overlay: Overlay) -> str:
     """One mount as indented JSON, like ``--json`` (bytes that are not UTF-8 as base64)."""
-    return json.dumps(overlay_dict(overlay), indent=2, ensure_ascii=True)
+    return encode(overlay_dict(overlay))
 
 
 def unique_path(directory: str, stem: str, suffix: str) -> str:

@@ -33,17 +33,24 @@ class Scenario:
 
 
 @contextmanager
-def running(script: str, *, python: bool = False, timeout: float = 20) -> Iterator[Scenario]:
+def running(script: str, *, python: bool = False, timeout: float = 20,
+            bare: bool = False) -> Iterator[Scenario]:
     """Run ``script`` in a new private mount namespace until the block ends.
 
     The script sees ``$T`` (shell) or ``T`` (Python) naming a fresh temp dir, and must print one
-    line ``ready`` (optionally followed by a JSON object of facts) when it is set up.
+    line ``ready`` (optionally followed by a JSON object of facts) when it is set up.  The
+    namespace starts as a copy of the caller's, overlays of a container host included; with
+    ``bare`` those are detached first, for tests that judge the whole namespace.
     """
     tmp = Path(tempfile.mkdtemp(prefix="ovlinspect-test-"))
     if python:
         cmd = [sys.executable, "-c", f"T = {str(tmp)!r}\n{script}"]
     else:
         cmd = ["sh", "-c", f"set -e\nT={tmp}\n{script}"]
+    if bare:
+        from hermetic import detach_inherited_sh  # tests/: on sys.path through its conftest
+
+        cmd = ["sh", "-c", f'{detach_inherited_sh()} && exec "$@"', "bare", *cmd]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         ["unshare", "-m", "--propagation", "private", *cmd],

@@ -13,6 +13,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -217,11 +218,14 @@ def test_watch_accepts_sane_values() -> None:
 
 @contextmanager
 def _tmux() -> Iterator[list[str]]:
-    server = ["tmux", "-L", f"ovlinspect-bad-input-{os.getpid()}", "-f", "/dev/null"]
+    """A private tmux server (its own socket, so tests never share one), killed at the end."""
+    home = tempfile.mkdtemp(prefix="ovl-tmux-")
+    server = ["tmux", "-S", f"{home}/s", "-f", "/dev/null"]
     try:
         yield server
     finally:
         subprocess.run([*server, "kill-server"], capture_output=True, timeout=10)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _wait_for(predicate: Callable[[], object], seconds: float) -> bool:

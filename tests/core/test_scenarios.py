@@ -139,6 +139,9 @@ def test_container_root_with_host_paths_is_foreign_path_verified_on_host() -> No
             assert item["host_path"] == item["declared"]
             assert item["verified"] == "match", item["verify_note"]
         assert Path(layer(ov, "upper")["host_path"]) == sc.tmp / "u"
+        # A healthy container root is healthy: foreign-path is info, and --check passes.
+        assert ov["status"] == "info"
+        run_cli("--pid", str(sc.pid), "--check", check_rc=0)
 
 
 def test_new_api_lowerdir_plus_and_datadir_plus_with_awkward_names() -> None:
@@ -252,12 +255,14 @@ def test_missing_pid_is_a_clear_error() -> None:
 
 
 def test_check_exit_status_follows_hazards() -> None:
+    """--check judges a whole namespace: give it one holding only this test's overlay."""
     script = TMPFS_LAB + """
 mount -t overlay ov -o lowerdir=$T/l1:$T/l2,upperdir=$T/u,workdir=$T/w $T/m
 echo ready; exec sleep 600
 """
-    with running(script) as sc:
+    with running(script, bare=True) as sc:
         run_cli("--pid", str(sc.pid), "--check", check_rc=0)
-    with running(script.replace("echo ready", "mount -t tmpfs cover $T/u; echo ready")) as sc:
+    with running(script.replace("echo ready", "mount -t tmpfs cover $T/u; echo ready"),
+                 bare=True) as sc:
         done = run_cli("--pid", str(sc.pid), "--check", check_rc=1)
         assert "stale-path" in done.stdout

@@ -1,7 +1,9 @@
 """The TUI on a real private mount namespace with two overlays (one healthy, one relative).
 
 The tmpfs and overlays exist only inside a namespace made by ``unshare -m``; the host's mount
-table is never touched (tests/conftest.py checks that).
+table is never touched (tests/conftest.py checks that).  The namespace starts as a copy of the
+host's: overlays inherited from it (a container host's) are detached first, since these tests
+judge the whole namespace (its badge, its mount count).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hermetic import detach_inherited_sh
 from tuikit import SIZE, run, screen_text, settle, wait_for
 
 from ovlinspect.tui.app import OvlInspectApp
@@ -51,7 +54,8 @@ class Lab:
 def lab() -> Iterator[Lab]:
     """A private mount namespace: tmpfs on a fresh temp dir, two overlays in it."""
     root = tempfile.mkdtemp(prefix="ovlinspect-tui-")
-    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", SCRIPT],
+    script = f"{detach_inherited_sh()}\n{SCRIPT}"
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "D": root})
     try:
@@ -66,6 +70,12 @@ def lab() -> Iterator[Lab]:
         proc.kill()
         proc.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def own_mounts(app: OvlInspectApp, lab: Lab) -> list[str]:
+    """The mount tree's overlays under the lab's dir, relative to it, sorted."""
+    points = [n.data.overlay.mount_point for n in app.mount_tree.root.children]
+    return sorted(p.removeprefix(lab.root + "/") for p in points if p.startswith(lab.root + "/"))
 
 
 def _app(lab: Lab, **kwargs: object) -> OvlInspectApp:
@@ -109,12 +119,13 @@ def test_mount_table_change_triggers_a_rescan(lab: Lab) -> None:
         app = _app(lab, watch_mounts=True)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.scan is not None)
-            assert len(app.mount_tree.root.children) == 2
+            assert own_mounts(app, lab) == ["abs/m", "rel/m"]
             m = lab.root + "/more"
             lab.nsenter("mount", "-t", "overlay", "third", "-o",
                         f"lowerdir={m}/l,upperdir={m}/u,workdir={m}/w", f"{m}/m")
             # no key pressed: POLLPRI on mountinfo, debounce, rescan
-            await wait_for(pilot, lambda: len(app.mount_tree.root.children) == 3)
+            await wait_for(pilot, lambda: own_mounts(app, lab) == ["abs/m", "more/m", "rel/m"])
+            assert len(app.mount_tree.root.children) == 3
             app.exit()
 
     run(body)
