@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ovlinspect.cli.options import EXIT_OK, EXIT_USAGE, add_output_options
+from ovlinspect.cli.options import EXIT_OK, EXIT_USAGE, add_output_options, check_output_options
 from ovlinspect.lab import Lab, LabError
 from ovlinspect.report.textsafe import visible
 
@@ -45,6 +45,7 @@ def main(argv: Sequence[str]) -> int:
     """Entry point of ``ovlinspect demo``."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
+    check_output_options(parser, args)
     if args.keep and args.check:
         parser.error("--check cannot be combined with --keep")
     if not (args.keep or args.json or args.plain or args.check or args.screenshot) \

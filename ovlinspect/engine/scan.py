@@ -83,6 +83,11 @@ class Scanner:
                     result.namespaces.append(ns)
         finally:
             self.views.close()
+        for pid in pids or []:
+            if not any(pid in ns.pids for ns in result.namespaces):
+                # It passed the first check and then exited before its mount table was read
+                # (this raises ScanError), or its table was unreadable (result.errors says so).
+                processes([pid])
         return result
 
     def _whole_namespaces(self, groups: list[Group]) -> list[Group]:
