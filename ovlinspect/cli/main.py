@@ -6,6 +6,7 @@ Only the TUI path imports textual; ``--json``, ``--plain`` and ``--check`` stay 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -50,13 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SUBCOMMANDS = {
+    "demo": "ovlinspect.cli.demo",
+}
+"""``ovlinspect NAME ...``: the module whose ``main(argv) -> int`` runs it (imported on use)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ovlinspect`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["demo"]:
-        from ovlinspect.cli.demo import main as demo_main
-
-        return demo_main(args_list[1:])
+    if args_list and args_list[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[args_list[0]])
+        return int(module.main(args_list[1:]))
     parser = build_parser()
     args = parser.parse_args(args_list)
     check_output_options(parser, args)
