@@ -13,7 +13,8 @@
 #  * /var/lib/docker is its own tmpfs (many hosts give Docker its own filesystem), laid out like
 #    Docker's overlay2 driver: image layers <64 hex>/diff, `l/<26 chars>` short-name symlinks,
 #    and one running container's overlay at /var/lib/docker/overlay2/<64 hex>/merged whose
-#    lowerdir names the `l/` symlinks, exactly as dockerd mounts it (in the host's namespace).
+#    lowerdir names the `l/` symlinks, exactly as dockerd mounts it (in the host's namespace),
+#    and a container process in a mount namespace of its own whose root is that overlay.
 #  * In the background, "containers" keep coming and going: every second a new one unshares a
 #    further mount namespace, mounts its own overlay (same image, a fresh container layer),
 #    bind-mounts /usr read-only into it (so it has binaries), pivot_root()s into it, detaches the
@@ -48,11 +49,15 @@ shortid() { printf '%s' "$1" | sha256sum | cut -c1-16 | base32 | cut -c1-26; }
 
 scratch=$(mktemp -d /tmp/ci-host-containers.XXXXXX)
 churn_pid=
+running_pid=
 cleanup() {
     local rc=$?
     if [[ -n "$churn_pid" ]]; then
         kill -TERM "$churn_pid" 2>/dev/null || true
         wait "$churn_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$running_pid" ]]; then
+        { kill -KILL "$running_pid"; wait "$running_pid"; } 2>/dev/null || true
     fi
     # Only this namespace sees these mounts; detach them so the host's temp dir can go.
     umount -l "$scratch" 2>/dev/null || true
@@ -117,18 +122,13 @@ container_remove() {
     rm -rf "${O:?}/$id" "${O:?}/$id-init"
 }
 
-# The long-running container's overlay, mounted in this (the host's) namespace as dockerd does.
-running=$(hexid ci-running-container)
-mount -t overlay overlay -o "$(container_layers "$running")" "$O/$running/merged"
-
-# -- containers coming and going in their own mount namespaces ------------------------------------
-start_container() {  # sets $started to the container's pid (a child of the caller)
-    local id=$1 options
-    options=$(container_layers "$id")
+# -- containers: each unshares a mount namespace and pivot_root()s into its overlay, as runc does --
+run_container() {  # sets $started to the container's pid (a child of the caller)
+    local merged=$1 options=${2:-}  # no options: the overlay is already mounted there
     unshare -m --propagation private -- sh -c '
         set -e
         m=$1
-        mount -t overlay overlay -o "$2" "$m"
+        [ -z "$2" ] || mount -t overlay overlay -o "$2" "$m"
         mount --bind -o ro /usr "$m/usr"
         mount -t proc proc "$m/proc"
         cd "$m"
@@ -136,15 +136,27 @@ start_container() {  # sets $started to the container's pid (a child of the call
         umount -l /
         cd /
         exec sleep 3600
-    ' container "$O/$id/merged" "$options" </dev/null >/dev/null 2>>"$scratch/containers.log" &
+    ' container "$merged" "$options" </dev/null >/dev/null 2>>"$scratch/containers.log" &
     started=$!
 }
 
+# A running container: dockerd mounts its overlay in the host's namespace, runc pivots into it.
+running=$(hexid ci-running-container)
+mount -t overlay overlay -o "$(container_layers "$running")" "$O/$running/merged"
+run_container "$O/$running/merged"
+running_pid=$started
+
+# Containers coming and going: their overlays exist only in their own namespaces.
+start_container() {
+    local id=$1
+    run_container "$O/$id/merged" "$(container_layers "$id")"
+}
+
 churn() {
-    local n=0 live= live_id= started= id
+    local n=0 up=0 live= live_id= started= id
     stop() {
         { kill -KILL $live $started; wait; } 2>/dev/null
-        echo "$n" >"$scratch/churned"
+        echo "$n $up" >"$scratch/churned"
         exit 0
     }
     trap stop TERM
@@ -154,6 +166,11 @@ churn() {
         start_container "$id"
         sleep 1 &
         wait $! || true
+        # Up means: in a namespace of its own, its root is its overlay.
+        if [[ $(readlink "/proc/$started/ns/mnt") != "$(readlink /proc/self/ns/mnt)" ]] &&
+            awk '$5 == "/" && / - overlay /' "/proc/$started/mountinfo" | grep -q .; then
+            up=$((up + 1))
+        fi 2>/dev/null
         if [[ -n "$live" ]]; then  # the previous container goes, the new one stays
             { kill -KILL "$live"; wait "$live"; } 2>/dev/null || true
             container_remove "$live_id"
@@ -169,8 +186,10 @@ sleep 1.5
 overlays=$(grep -c ' - overlay ' /proc/self/mountinfo || true)
 echo "host-with-containers: namespace $(readlink /proc/self/ns/mnt) has $overlays overlay mounts:"
 grep ' - overlay ' /proc/self/mountinfo | cut -d' ' -f5 | sed 's/^/  /'
-echo "host-with-containers: containers come and go in their own namespaces (churn pid $churn_pid)"
+echo "host-with-containers: container pid $running_pid runs in that overlay; others come and go" \
+    "in their own namespaces (churn pid $churn_pid)"
 
+began=$SECONDS
 set +e
 "$@"
 rc=$?
@@ -178,6 +197,12 @@ set -e
 kill -TERM "$churn_pid" 2>/dev/null || true
 wait "$churn_pid" 2>/dev/null || true
 churn_pid=
-echo "host-with-containers: $(cat "$scratch/churned" 2>/dev/null || echo '?') containers came" \
-    "and went during the run; exit status $rc"
+read -r started up <"$scratch/churned" || true
+echo "host-with-containers: ${started:-0} containers started during the run, ${up:-0} seen up" \
+    "(each in its own mount namespace, pivoted into its overlay); exit status $rc"
+if ((${up:-0} == 0 && SECONDS - began >= 3 && rc == 0)); then
+    echo "host-with-containers: no container ever came up, so the run proves nothing:" >&2
+    tail -5 "$scratch/containers.log" >&2 || true
+    rc=1
+fi
 exit "$rc"

@@ -101,7 +101,7 @@ def _fd_mount_id(fd: int) -> int:
     raise OSError(errno.ENOTSUP, "no mnt_id in fdinfo")
 
 
-def _detach_one(table: dict[int, MountEntry], entry: MountEntry) -> str | None:
+def _detach_one(table: dict[int, MountEntry], entry: MountEntry, userns: bool) -> str | None:
     """Detach the topmost mount at ``entry``'s mount point; the reason when it stays."""
     if any(field.startswith("shared:") for field in entry.optional):
         return "shared with another namespace"
@@ -116,7 +116,7 @@ def _detach_one(table: dict[int, MountEntry], entry: MountEntry) -> str | None:
             return "covered by another mount"
         m.umount(f"/proc/self/fd/{fd}", m.MNT_DETACH)
     except OSError as exc:
-        if exc.errno in (errno.EINVAL, errno.EPERM):
+        if userns and exc.errno in (errno.EINVAL, errno.EPERM):
             return ("locked: a user namespace may not unmount what it inherited "
                     f"({os.strerror(exc.errno)})")
         return exc.strerror or str(exc)
@@ -125,17 +125,18 @@ def _detach_one(table: dict[int, MountEntry], entry: MountEntry) -> str | None:
     return None
 
 
-def detach_inherited() -> tuple[list[str], list[Inherited]]:
+def detach_inherited(userns: bool) -> tuple[list[str], list[Inherited]]:
     """Detach every inherited overlay; returns the mount points detached and those kept.
 
-    Only ever call this in a private namespace of one's own (see :func:`_setup`).
+    Only ever call this in a private namespace of one's own (see :func:`_setup`); ``userns``
+    says it is in a new user namespace too, where inherited mounts are locked.
     """
     kept: dict[int, Inherited] = {}
     table = _mount_table()
     found = [e for e in table.values() if e.fs_type in INHERITED_TYPES]
     while todo := [e for e in table.values() if e.fs_type in INHERITED_TYPES
                    and e.mount_id not in kept]:
-        reason = _detach_one(table, todo[0])  # each success removes a mount: this ends
+        reason = _detach_one(table, todo[0], userns)  # each success removes a mount: this ends
         if reason is not None:
             kept[todo[0].mount_id] = Inherited(mount_point=todo[0].mount_point,
                                                fs_type=todo[0].fs_type, reason=reason)
@@ -149,7 +150,7 @@ def _setup(rootless: bool) -> tuple[list[str], list[Inherited]]:
     if os.readlink("/proc/self/ns/mnt") == outside:
         raise OSError(errno.EPERM, "the lab did not get a mount namespace of its own")
     m.make_rprivate("/")
-    inherited = detach_inherited()
+    inherited = detach_inherited(rootless)
     m.mount("ovlinspect-lab", "/tmp", "tmpfs", m.MS_NOSUID | m.MS_NODEV, "mode=1777")
     os.makedirs(BASE, mode=0o755)
     return inherited

@@ -159,6 +159,14 @@ def detached_lower(ctx: Context) -> ScenarioInfo:
                 ctx.options(f"lowerdir={':'.join(lowers)}", f"upperdir={up}", f"workdir={work}"))
     finally:
         m.umount(l1, m.MNT_DETACH)
+    if ctx.rootless:
+        # Without overlay handles (a user namespace's overlay has none), merged names and inode
+        # numbers show that lower[1]'s path is not the layer, but nothing can name the
+        # filesystem the layer is really on, so "mounted nowhere" cannot be shown.
+        return make_info(ctx, "detached-lower", target, lowers, ["stale-path"],
+                         {"stale-path": "lower[1]"},
+                         note=f"the tmpfs that was {l1} is unmounted; only the overlay holds it "
+                         "(rootless: no handles, so only the stale path can be shown)")
     return make_info(ctx, "detached-lower", target, lowers, ["source-detached"],
                      {"source-detached": "lower[1]"},
                      note=f"the tmpfs that was {l1} is unmounted; only the overlay holds it")
@@ -213,8 +221,9 @@ def _long_id(seed: str) -> str:
 
 
 def docker(ctx: Context) -> ScenarioInfo:
-    """Docker's overlay2 layout: ``l/<short>`` symlinks to ``../<id>/diff``, relative paths."""
-    root = os.path.join(LAYERS, "docker")
+    """Docker's overlay2 layout: ``l/<short>`` symlinks to ``../<id>/diff``, relative paths,
+    mounted from the storage root at ``<root>/<id>/merged`` as Docker does."""
+    root = os.path.join(BASE, "7-docker")
     os.makedirs(os.path.join(root, "l"), exist_ok=True)
     shorts = []
     for i in range(2):
@@ -226,7 +235,8 @@ def docker(ctx: Context) -> ScenarioInfo:
     upper_id = _long_id("demo-container-layer")
     fill_layer(os.path.join(root, upper_id, "diff"), "upper")
     os.makedirs(os.path.join(root, upper_id, "work"), exist_ok=True)
-    target = _target("7-docker")
+    target = os.path.join(root, upper_id, "merged")
+    os.makedirs(target, exist_ok=True)
     old = os.open(".", os.O_PATH | os.O_DIRECTORY)
     try:
         os.chdir(root)
