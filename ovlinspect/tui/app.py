@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
-from ovlinspect.model import Overlay, Scan, Severity
+from ovlinspect.model import Overlay, Scan, Status
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
 from ovlinspect.tui.commands import OvlCommands
@@ -320,12 +320,10 @@ class OvlInspectApp(App[int]):
             c = count(self.scan, self.views, self.summary)
             status.append(f"{c.shown_namespaces}/{c.namespaces} ns · "
                           f"{c.shown_mounts}/{c.mounts} mounts  ")
-            healthy = c.shown_mounts - sum(c.severities.values())
-            for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO):
-                status.append(f"{labels.symbol(severity)} {c.severities[severity]} "
-                              f"{labels.word(severity)}  ",
-                              style=labels.severity_style(severity))
-            status.append(f"✔ {healthy} ok", style="green")
+            for state in Status:
+                if c.statuses[state] or state in (Status.ERROR, Status.OK):
+                    status.append_text(labels.status_badge(state, pad=False))
+                    status.append(f" {c.statuses[state]}  ")
             if self.filter.terms:
                 status.append("  │ filter: ", style="bold")
                 status.append(visible(self.filter.query.strip()))

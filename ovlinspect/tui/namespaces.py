@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 from ovlinspect.tui import labels
 from ovlinspect.tui.view import NamespaceView
 
-COLUMNS = (("badge", "hazard"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"))
+COLUMNS = (("badge", "status"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"))
 BATCH = 200
 
 

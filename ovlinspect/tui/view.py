@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ovlinspect.model import Layer, Namespace, Overlay, Scan, Severity
+from ovlinspect.model import Layer, Namespace, Overlay, Scan, Severity, Status
 
 ROLE_ORDER = {"upper": 0, "work": 1, "lower": 2, "data": 3}
 
@@ -150,6 +150,7 @@ class Counts:
     shown_namespaces: int = 0
     shown_mounts: int = 0
     severities: Counter[Severity] = field(default_factory=Counter)
+    statuses: Counter[Status] = field(default_factory=Counter)
 
 
 def count(scan: Scan, views: list[NamespaceView], summary: Summary | None = None) -> Counts:
@@ -163,6 +164,7 @@ def count(scan: Scan, views: list[NamespaceView], summary: Summary | None = None
     )
     for view in views:
         for overlay in view.overlays:
+            counts.statuses[overlay.status] += 1
             worst = summary.overlay(overlay)
             if worst is not None:
                 counts.severities[worst] += 1
