@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         "2 on bad input or a --pid that is gone (not with --screenshot)",
         watch_help="TUI: also rescan every SECONDS (mount table changes always rescan)",
     )
+    parser.add_argument("--prometheus", metavar="FILE",
+                        help="write node_exporter textfile-collector metrics to FILE atomically "
+                        "(write, then rename); exits like --check")
     parser.add_argument("--from-file", metavar="FILE",
                         help="analyse a saved mountinfo ('-' for stdin); no live resolution. "
                         "Refused (exit 2) when larger than 64 MiB, with a line over 8 MiB, or "
@@ -53,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 SUBCOMMANDS = {
     "demo": "ovlinspect.cli.demo",
+    "which": "ovlinspect.cli.which",
+    "fds": "ovlinspect.cli.fds",
+    "diff": "ovlinspect.cli.diff",
+    "dump": "ovlinspect.cli.dump",
+    "restore": "ovlinspect.cli.restore",
 }
 """``ovlinspect NAME ...``: the module whose ``main(argv) -> int`` runs it (imported on use)."""
 
@@ -91,21 +100,31 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     from ovlinspect.engine.scan import ScanError, scan
 
-    headless = args.json or args.plain or args.check or args.screenshot
+    headless = args.json or args.plain or args.check or args.screenshot or args.prometheus
     if not headless and not sys.stdout.isatty():
         args.plain = True
+    started = time.monotonic()
     try:
         if args.from_file is not None:
             result = _scan_file(args.from_file)
-        elif args.screenshot or not (args.json or args.plain or args.check):
+        elif args.screenshot or not (args.json or args.plain or args.check or args.prometheus):
             result = None  # the TUI scans in its own worker
         else:
             result = scan(pids=args.pid)
     except ScanError as exc:
         _error(exc)
         return EXIT_USAGE
+    duration = time.monotonic() - started
 
-    if result is not None and (args.json or args.plain or args.check):
+    if result is not None and (args.json or args.plain or args.check or args.prometheus):
+        if args.prometheus:
+            from ovlinspect.report.prometheus import render, write_atomic
+
+            try:
+                write_atomic(args.prometheus, render(result, duration, time.time()))
+            except OSError as exc:
+                _error(OSError(f"cannot write {args.prometheus}: {exc.strerror or exc}"))
+                return EXIT_USAGE
         return _print_report(args, result)
 
     from ovlinspect.tui import run_app, save_screenshot
@@ -155,7 +174,7 @@ def _print_report(args: argparse.Namespace, result: object) -> int:
         for o in ns.overlays
         for h in o.all_hazards()
         if h.severity.rank >= Severity.WARNING.rank
-    ] if args.check else []
+    ] if args.check or args.prometheus else []
     status = EXIT_HAZARDS if bad else EXIT_OK
     try:
         _write_report(args, result, bad)

@@ -62,3 +62,5 @@ def check_output_options(parser: argparse.ArgumentParser, args: argparse.Namespa
     """
     if args.check and args.screenshot:
         parser.error("--check cannot be combined with --screenshot; run them separately")
+    if getattr(args, "prometheus", None) and args.screenshot:
+        parser.error("--prometheus cannot be combined with --screenshot; run them separately")
