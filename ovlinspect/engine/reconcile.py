@@ -137,6 +137,8 @@ class Reconciler:
         self.decided: set[int] = set()
         self.unattributed: list[Sample] = []
         self.differ: dict[int, list[Sample]] = {}
+        self._higher_names: dict[tuple[int, ...], tuple[set[str], list[LayerState]]] = {}
+        self._last_union: tuple[list[LayerState], set[str], list[LayerState]] | None = None
 
     def run(self) -> Outcome:
         """Every stage in order; each only adds verdicts to layers still undecided."""
@@ -252,8 +254,8 @@ class Reconciler:
         for state in self._candidates(sample.fid):
             if state.fd is None:
                 continue
-            names = state.names()
-            if len(names) < 512 and not state.names_refused and first not in names:
+            names = state.name_set()
+            if names is not None and first not in names:
                 continue
             verdict = same(state, sample.fid, sample.rel)
             if verdict in (Same.YES, Same.LIKELY):
@@ -308,7 +310,38 @@ class Reconciler:
             os.close(base)
 
     def _higher_has(self, higher: list[LayerState], rel: str) -> bool:
+        """A higher layer holds ``rel``: a set lookup for top-level names of completely listed
+        layers (linear in depth overall), a stat for the rest."""
+        top = "/" not in rel and not self.ev.prefix
+        key = tuple(map(id, higher))
+        if top:
+            union, rest = self._higher_names.get(key, (None, None))
+            if union is None or rest is None:
+                union, rest = self._union(higher)
+                self._higher_names = {key: (union, rest)}
+            return rel in union or any(exists(h.fd, rel) for h in rest if h.fd is not None)
         return any(h.fd is not None and exists(h.fd, rel) for h in higher)
+
+    def _union(self, higher: list[LayerState]) -> tuple[set[str], list[LayerState]]:
+        """Names of the completely listed higher layers, and the layers that need a stat.  The
+        previous (one layer shorter) union is extended rather than rebuilt."""
+        union: set[str] = set()
+        rest: list[LayerState] = []
+        start = 0
+        if self._last_union is not None and len(self._last_union[0]) <= len(higher) and all(
+                a is b for a, b in zip(self._last_union[0], higher, strict=False)):
+            start = len(self._last_union[0])
+            union, rest = set(self._last_union[1]), list(self._last_union[2])
+        for h in higher[start:]:
+            if h.fd is None:
+                continue
+            names = h.name_set()
+            if names is None:
+                rest.append(h)
+            else:
+                union |= names
+        self._last_union = (list(higher), union, rest)
+        return union, rest
 
     def _probe_in(self, state: LayerState, base: int, higher: list[LayerState]) -> None:
         names = state.names() if not self.ev.prefix else _names(base)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from ovlinspect.engine.analyse import analyse
 from ovlinspect.engine.declared import parse_overlay
@@ -196,6 +197,30 @@ class Scanner:
                 continue
             outers.append(Outer(view=view, index=index, label=label))
         return outers
+
+
+@contextmanager
+def context_for(pid: int) -> Iterator[tuple[NamespaceContext, list[MountEntry], Namespace]]:
+    """The analysis context of ``pid``'s own view (its root, its mount table), for per-object
+    work such as provenance; the views are closed when the block ends.  Raises
+    :class:`ScanError` when the process is gone or its mount table is unreadable."""
+    if pid <= 0:
+        raise ScanError(f"not a process id: {pid}")
+    groups = group_by_namespace(processes([pid]))
+    if not groups:
+        raise ScanError(f"process {pid} has exited (no mount table left to inspect)")
+    group = groups[0]
+    scanner = Scanner()
+    try:
+        mounts, _ = parse(read_text(f"/proc/{pid}/mountinfo"))
+    except OSError as exc:
+        processes([pid])  # exited meanwhile: ScanError
+        raise ScanError(f"pid {pid}: cannot read mountinfo: {exc.strerror}") from None
+    ns = Namespace(mnt_ns=group.mnt_ns, pids=[pid], root_pid=pid)
+    try:
+        yield scanner._context(group, pid, mounts, ns), mounts, ns
+    finally:
+        scanner.views.close()
 
 
 def scan(pids: list[int] | None = None) -> Scan:

@@ -53,6 +53,7 @@ class LayerState:
     fs: Filesystem | None = None
     base_note: str = ""
     _names: list[str] | None = None
+    _name_set: frozenset[str] | None = None
     names_refused: bool = False
 
     @property
@@ -75,6 +76,16 @@ class LayerState:
                 except NoAtimeRefused:
                     self.names_refused = True
         return self._names
+
+    def name_set(self) -> frozenset[str] | None:
+        """The top-level names as a set, or None when the listing is incomplete (cut at
+        NAME_LIMIT, or refused): then only a lookup can tell whether a name is here."""
+        names = self.names()
+        if self.names_refused or len(names) >= NAME_LIMIT:
+            return None
+        if self._name_set is None:
+            self._name_set = frozenset(names)
+        return self._name_set
 
     @property
     def proven(self) -> bool:
