@@ -56,6 +56,7 @@ def _verify(overlay: Overlay, entry: MountEntry, ctx: NamespaceContext,
     else:
         ev = Evidence(mount_point=entry.mount_point, prefix=entry.root.strip("/"),
                       has_upper=has_upper)
+    ev.mount_id = entry.mount_id
     overlay.notes += ev.notes
     overlay.unique_id = ev.unique_id
     overlay.root_handle = ev.root_handle

@@ -53,6 +53,7 @@ class Evidence:
     mount_point: str
     prefix: str
     has_upper: bool
+    mount_id: int | None = None
     root: Sample | None = None
     root_handle: Handle | None = None
     unique_id: int | None = None
@@ -70,15 +71,18 @@ class Evidence:
             return layer.role == "upper"
         return layer.role == "lower" and layer.index == 0
 
-    def dir_inodes_persistent(self) -> bool:
+    def dir_inodes_persistent(self) -> bool | None:
         """Directory inode numbers are the real ones (all layers on one filesystem, or xino):
         then merged non-directories share the overlay's st_dev.  With layers on several
         filesystems and no xino, they carry a per-filesystem pseudo device instead, and
-        directories get overlay-private inode numbers (fs/overlayfs/inode.c, ovl_map_dev_ino)."""
+        directories get overlay-private inode numbers (fs/overlayfs/inode.c, ovl_map_dev_ino).
+        None when no merged file was sampled."""
         if self.root is None:
             return False
         files = [s for s in self.samples if not s.is_dir]
-        return bool(files) and all(s.st.st_dev == self.root.st.st_dev for s in files)
+        if not files:
+            return None
+        return all(s.st.st_dev == self.root.st.st_dev for s in files)
 
     def decoded_root_path(self, ctx: NamespaceContext) -> str | None:
         """The real path of the root layer from the root handle (only when the mount's root is

@@ -15,6 +15,7 @@ import itertools
 import os
 import posixpath
 import stat
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -32,12 +33,15 @@ from ovlinspect.kernel.objects import (
     list_names,
     lookup,
     lstat_at,
+    present,
 )
 from ovlinspect.model import ProofMethod, Strength, Verified
 from ovlinspect.model.reasons import Reason
 
 PROBE_TRIES = 8
-DEEP_DIRS = 16
+DEEP_DIRS = 64
+DEEP_NAMES = 128
+DEEP_LEVELS = 3
 
 
 class Same(Enum):
@@ -175,6 +179,14 @@ class Reconciler:
             return
         if self.ev.prefix:
             return  # the mount's root is a merged subdirectory: it is a sample like any other
+        if state.fd is None and state.self_covered and self.ctx.can_decode:
+            orphan = self._locate(root)
+            if orphan.kind == "path" and orphan.root == state.layer.path:
+                state.layer.real_path = orphan.root
+                self._decide(state, Verified.MATCH, Reason.ROOT_HANDLE_MATCH,
+                             ProofMethod.ROOT_HANDLE, Strength.PROVEN, "the overlay root handle "
+                             "decodes to this very path, now covered by the overlay itself")
+            return
         if state.fd is None:
             return
         verdict = same(state, root.fid, "")
@@ -199,10 +211,10 @@ class Reconciler:
         if absent:
             self._name_absent(state, absent, Strength.PROVEN)
             return
-        st = lstat_at(state.fd, self.ev.prefix) if self.ev.prefix else os.fstat(state.fd)
-        if st is None:
-            return
-        if not self.ev.dir_inodes_persistent():
+        if self.ev.prefix:
+            return  # a merged subdirectory reports its lower origin's inode, not the upper's
+        st = os.fstat(state.fd)
+        if not self._dir_inodes_persistent():
             return  # layers on several filesystems without xino: directory inodes mean nothing
         if ino_agrees(root.st, st):
             self._decide(state, Verified.UNVERIFIED, Reason.INODE_CONSISTENT, ProofMethod.INODE,
@@ -211,6 +223,23 @@ class Reconciler:
             self._decide(state, Verified.UNVERIFIED, Reason.INODE_DIFFERS, ProofMethod.INODE,
                          Strength.LIKELY, "the overlay root's inode number is not this "
                          "directory's (no handles: likely, not proven)")
+
+    def _dir_inodes_persistent(self) -> bool:
+        """From merged files when some were sampled; else, when every resolved layer is on one
+        filesystem (samefs: directory inodes are the real ones)."""
+        known = self.ev.dir_inodes_persistent()
+        if known is not None:
+            return known
+        devs = {s.facts.st.st_dev for s in self.positions if s.facts is not None}
+        return len(devs) == 1 and all(s.facts is not None for s in self.positions)
+
+    def _in_upper(self, rel: str) -> bool:
+        """The upper layer holds ``rel``: a copied-up, renamed or hard-linked object, whose handle
+        names its lower origin (KERNEL-NOTES), wherever that origin now is."""
+        upper = next((s for s in self.positions if s.layer.role == "upper"), None)
+        if upper is None or upper.fd is None:
+            return False
+        return present(upper.fd, rel) is True and not _hides(upper.fd, rel, self.userxattr)
 
     def _absent(self, state: LayerState, higher: list[LayerState]) -> list[str]:
         """Names the layer holds (not whiteouts, not in a higher layer) missing from the merged
@@ -226,7 +255,7 @@ class Reconciler:
                 rel = posixpath.join(self.ev.prefix, name) if self.ev.prefix else name
                 if _hides(base, name, self.userxattr) or self._higher_has(higher, rel):
                     continue
-                if lstat_at(self.root_fd, rel[len(self.ev.prefix):].lstrip("/")) is None:
+                if present(self.root_fd, rel[len(self.ev.prefix):].lstrip("/")) is False:
                     out.append(name)
                     if len(out) >= PROBE_TRIES:
                         break
@@ -271,7 +300,8 @@ class Reconciler:
                 continue
             state = self._attribute(sample)
             if state is None:
-                self.unattributed.append(sample)
+                if not self._in_upper(sample.rel):
+                    self.unattributed.append(sample)
                 continue
             if id(state) in self.decided:
                 continue
@@ -364,7 +394,10 @@ class Reconciler:
             assert self.root_fd is not None
             sample = probe(self.root_fd, self.ev, rel)
             if sample is None:
-                if not _hides(base, name, self.userxattr):
+                # Absent only if no lookup finds it, a mount on the name included (a volume);
+                # below a bound subdirectory an opaque higher copy may hide it: no evidence.
+                if (not self.ev.prefix and not _hides(base, name, self.userxattr)
+                        and present(self.root_fd, name) is False):
                     absent.append(name)
                 continue
             tried += 1
@@ -375,10 +408,10 @@ class Reconciler:
                                  ProofMethod.PROBE_HANDLE, Strength.PROVEN,
                                  f"probe {name!r} in the merged tree is this layer's object")
                     return
-                if verdict is Same.NO:
+                if verdict is Same.NO and not self.ev.prefix and not self._in_upper(rel):
                     differ.append(sample)
             elif not self.ev.handles_available:
-                if sample.is_dir and not self.ev.dir_inodes_persistent():
+                if self.ev.prefix or (sample.is_dir and not self._dir_inodes_persistent()):
                     continue
                 real = lstat_at(base, name)
                 if real is not None and ino_agrees(sample.st, real):
@@ -403,17 +436,29 @@ class Reconciler:
 
     def _probe_deeper(self, state: LayerState, base: int, dirs: list[str],
                       higher: list[LayerState]) -> bool:
-        """One level down, where this layer serves nothing at the top: positive evidence only
-        (a higher opaque or redirected directory may hide what lies below)."""
-        for name in dirs[:DEEP_DIRS]:
-            sub = lookup(base, name)
+        """Where this layer serves nothing at the top, its files further down (breadth first,
+        DEEP_LEVELS deep, DEEP_DIRS directories at most): positive evidence only, since a higher
+        opaque or redirected directory may hide what lies below.  Files are safe to encode."""
+        queue = deque((name, 1) for name in dirs)
+        seen = 0
+        while queue and seen < DEEP_DIRS:
+            here, depth = queue.popleft()
+            sub = lookup(base, here)
             if sub is None:
                 continue
+            seen += 1
             try:
-                for child in _names(sub)[:64]:
-                    rel = posixpath.join(self.ev.prefix, name, child) if self.ev.prefix else (
-                        f"{name}/{child}")
-                    if is_whiteout(sub, child) or self._higher_has(higher, rel):
+                for child in _names(sub)[:DEEP_NAMES]:
+                    inner = f"{here}/{child}"
+                    st = lstat_at(sub, child)
+                    if st is None or is_whiteout(sub, child):
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        if depth < DEEP_LEVELS:
+                            queue.append((inner, depth + 1))
+                        continue
+                    rel = posixpath.join(self.ev.prefix, inner) if self.ev.prefix else inner
+                    if self._higher_has(higher, rel):
                         continue
                     assert self.root_fd is not None
                     sample = probe(self.root_fd, self.ev, rel)
@@ -449,6 +494,8 @@ class Reconciler:
             self._decide(state, Verified.UNVERIFIED, Reason.AMBIGUOUS, ProofMethod.INODE)
         elif not names:
             self._decide(state, Verified.UNVERIFIED, Reason.EMPTY)
+        elif not higher:
+            self._decide(state, Verified.UNVERIFIED, Reason.NOTHING_COMPARABLE)
         else:
             self._decide(state, Verified.UNVERIFIED, Reason.COVERED)
 
@@ -548,7 +595,11 @@ class Reconciler:
         names = ", ".join(repr(n) for n in orphan.names[:3])
         if orphan.kind == "path":
             state.layer.real_path = orphan.root
-            if is_fd_path(state.layer.declared):
+            if state.self_covered and orphan.root in (state.layer.path, state.layer.host_path):
+                self._decide(state, Verified.MATCH, Reason.ELIMINATION, ProofMethod.PROBE_HANDLE,
+                             Strength.PROVEN, f"merged entries ({names}) decode to this very "
+                             f"path, now covered by the overlay itself; {how}")
+            elif is_fd_path(state.layer.declared):
                 self._decide(state, Verified.MATCH, Reason.ELIMINATION, ProofMethod.PROBE_HANDLE,
                              Strength.PROVEN, f"declared by file descriptor; merged entries "
                              f"({names}) decode to {orphan.root}, {how}")
@@ -649,7 +700,10 @@ class Reconciler:
         for state in self.states:
             if id(state) in self.decided:
                 continue
-            if state.fd is None:
+            if state.self_covered:
+                self._decide(state, Verified.UNVERIFIED, Reason.WORK_COVERED
+                             if state.layer.role == "work" else Reason.SELF_COVERED)
+            elif state.fd is None:
                 self._decide(state, Verified.UNVERIFIED, Reason.NOT_RESOLVED)
             elif state.layer.role == "data":
                 self._decide(state, Verified.UNVERIFIED, Reason.DATA_ONLY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Callable
 
 from ovlinspect.engine.evidence import Evidence, ino_agrees
@@ -28,7 +29,7 @@ def resolve_layers(states: list[LayerState], ctx: NamespaceContext, ev: Evidence
         if is_fd_path(declared):
             continue
         if declared.startswith("/"):
-            _resolve_absolute(state, ctx)
+            _resolve_absolute(state, ctx, ev.root.st.st_dev if ev.root else None)
         else:
             _resolve_relative(state, ctx, ev, bases, proven_base)
 
@@ -68,27 +69,70 @@ def _adopt(state: LayerState, res: Resolution, index: FsIndex | None) -> None:
     uuid = f.uuid
     if uuid is None and state.fs is not None and state.fs.keys:
         uuid = state.fs.keys[0]
+    layer.fs_type = mount.fs_type if (mount := index.by_id.get(f.mount_id) if index and
+                                      f.mount_id is not None else None) else None
     layer.fs_uuid = format_uuid(uuid)
-    mount = index.by_id.get(f.mount_id) if index and f.mount_id is not None else None
-    layer.fs_type = mount.fs_type if mount else None
 
 
-def _resolve_absolute(state: LayerState, ctx: NamespaceContext) -> None:
+def _inside_overlay(fd: int, own_dev: int | None) -> bool:
+    """``fd`` is a directory of this very overlay (any mount of its superblock, binds too):
+    directories of an overlay always carry the overlay's own st_dev."""
+    if own_dev is None:
+        return False
+    st = os.fstat(fd)
+    return stat.S_ISDIR(st.st_mode) and st.st_dev == own_dev
+
+
+def _self_covered(state: LayerState, path: str) -> None:
+    """The overlay is mounted over its own layer, or over a parent of it (systemd-sysext mounts
+    on /usr with /usr as its bottom lower; an overlay on /app with /app/ro and /app/rw as its
+    layers): the path now leads into the overlay; the layer is the directory underneath, which
+    only the overlay's handles reach."""
+    state.self_covered = True
+    state.layer.path = path
+    state.base_note = "this path is covered by the overlay itself (mounted over its own layer)"
+
+
+def _resolve_absolute(state: LayerState, ctx: NamespaceContext, own_dev: int | None) -> None:
     assert ctx.view is not None
     res = ctx.view.resolve(state.layer.declared)
-    if res.fd is not None:
+    if res.fd is not None and not _inside_overlay(res.fd, own_dev):
         state.layer.path = res.path
         _adopt(state, res, ctx.index)
         return
+    inside = res.path if res.fd is not None else None
+    res.close()
     for outer in ctx.outers:
         found = outer.view.resolve(state.layer.declared)
-        if found.fd is not None:
+        if found.fd is not None and not _inside_overlay(found.fd, own_dev):
             state.layer.host_path = found.path
             state.base_note = f"found outside the namespace, in {outer.label}"
             _adopt(state, found, outer.index)
             return
+        found.close()
+    covered = inside or _through_overlay(ctx, state.layer.declared, own_dev)
+    if covered is not None:
+        _self_covered(state, covered)
+        return
     state.layer.symlinks = res.symlinks
     state.base_note = f"does not resolve: {res.error}"
+
+
+def _through_overlay(ctx: NamespaceContext, path: str, own_dev: int | None) -> str | None:
+    """The path, when its nearest existing ancestor is inside this overlay: the overlay is
+    mounted over a parent of the layer."""
+    assert ctx.view is not None
+    parent = posixpath.dirname(posixpath.normpath(path))
+    while parent and parent != "/":
+        res = ctx.view.resolve(parent)
+        if res.fd is not None:
+            inside = _inside_overlay(res.fd, own_dev)
+            rest = posixpath.relpath(posixpath.normpath(path), parent)
+            found = posixpath.join(res.path or parent, rest)
+            res.close()
+            return found if inside else None
+        parent = posixpath.dirname(parent)
+    return None
 
 
 def _resolve_relative(state: LayerState, ctx: NamespaceContext, ev: Evidence, bases: list[str],

@@ -81,7 +81,7 @@ def path_hazards(states: list[LayerState], outcome: Outcome) -> None:
         codes = _codes(layer)
         if HazardCode.FD_PATH in codes or HazardCode.SOURCE_DETACHED in codes:
             continue
-        if state.fd is None:
+        if state.fd is None and not state.self_covered:
             if not layer.declared.startswith("/") and layer.real_path is None:
                 continue  # the cwd is unknown, not the path: relative-path says so
             where = f"; really {layer.real_path}" if layer.real_path else ""

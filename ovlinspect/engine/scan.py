@@ -176,7 +176,7 @@ class Scanner:
             ctx.cwd = os.readlink(f"/proc/{root}/cwd")
         except OSError:
             ctx.cwd = None
-        ctx.outers = self._outers(group, root)
+        ctx.outer_factory = lambda: self._outers(group, root)
         return ctx
 
     def _outers(self, group: Group, root: int) -> list[Outer]:

@@ -4,7 +4,8 @@ directory while the mount is analysed (every fd is closed by :func:`close_all`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ovlinspect.host.fsindex import Filesystem, FsIndex
 from ovlinspect.host.view import View
@@ -30,11 +31,20 @@ class NamespaceContext:
 
     view: View | None
     index: FsIndex | None
-    outers: list[Outer] = field(default_factory=list)
+    outer_factory: Callable[[], list[Outer]] | None = None
     cwd: str | None = None
     no_view_reason: str = ""
     can_decode: bool = True
     decode_reason: str = ""
+    _outers: list[Outer] | None = None
+
+    @property
+    def outers(self) -> list[Outer]:
+        """Views outside the namespace (an ancestor's, pid 1's), opened on first use: a
+        healthy namespace whose paths all resolve inside never needs them."""
+        if self._outers is None:
+            self._outers = self.outer_factory() if self.outer_factory is not None else []
+        return self._outers
 
     def indexes(self) -> list[FsIndex]:
         """The namespace's own index first, then the outer ones."""
@@ -52,6 +62,7 @@ class LayerState:
     index: FsIndex | None = None
     fs: Filesystem | None = None
     base_note: str = ""
+    self_covered: bool = False
     _names: list[str] | None = None
     _name_set: frozenset[str] | None = None
     names_refused: bool = False

@@ -166,7 +166,12 @@ class FsIndex:
         named = self.named(uuid)
         if named:
             return named
-        return [fs for fs in self.filesystems if fs.ambiguous]
+        ambiguous = [fs for fs in self.filesystems if fs.ambiguous]
+        if uuid != NULL_UUID:
+            return ambiguous
+        # uuid=off zeroes the uuid of handles from any filesystem: try them all, the
+        # ambiguous ones first (decoding on a wrong one gives ESTALE, or is checked by type).
+        return ambiguous + [fs for fs in self.filesystems if not fs.ambiguous]
 
     def known(self, uuid: bytes) -> bool:
         """Some filesystem of the view reports this (non-null) uuid."""

@@ -27,6 +27,7 @@ from ovlinspect.kernel.syscalls import (
 from ovlinspect.model import SymlinkStep
 
 MAX_SYMLINKS = 40
+PREFIX_CACHE = 65536
 _STRICT = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS
 FD_PATH = re.compile(r"^/proc/(self|thread-self|\d+)(/task/\d+)?/fd/\d+/*$")
 
@@ -67,6 +68,7 @@ class View:
     def __init__(self, pid: int, root_fd: int | None = None) -> None:
         """The view of ``pid`` from ``/proc/PID/root``, or from ``root_fd`` (which it takes)."""
         self.pid = pid
+        self._prefixes: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[SymlinkStep, ...]]] = {}
         if root_fd is not None:
             self.root_fd = root_fd
             return
@@ -99,20 +101,26 @@ class View:
         return fd, None
 
     def resolve(self, path: str, base: str = "/") -> Resolution:
-        """Follow ``path`` (relative ones from ``base``) to an O_PATH fd, recording symlinks."""
+        """Follow ``path`` (relative ones from ``base``) to an O_PATH fd, recording symlinks.
+
+        Directory prefixes already resolved in this view are reused (one openat2 of their
+        canonical path instead of a walk): layers of many overlays share long prefixes.
+        """
         start = path if path.startswith("/") else f"{base.rstrip('/')}/{path}"
-        todo: deque[str] = deque(_split(start))
-        cur: list[str] = []
-        links: list[SymlinkStep] = []
-        fd = os.dup(self.root_fd)
+        parts = _split(start)
+        done_upto, cur, links, fd = self._cached_prefix(parts)
+        # Each pending part carries its index in the input, or -1 when a symlink put it there.
+        todo: deque[tuple[str, int]] = deque((p, i) for i, p in enumerate(parts)
+                                             if i >= done_upto)
         try:
             while todo:
-                part = todo.popleft()
+                part, origin = todo.popleft()
                 if part == "..":
                     if cur:
                         cur.pop()
                         os.close(fd)
                         fd = self.open("/".join(cur))
+                    self._remember(parts, origin, todo, cur, links)
                     continue
                 try:
                     target = os.readlink(part, dir_fd=fd)
@@ -123,6 +131,7 @@ class View:
                     os.close(fd)
                     fd = nxt
                     cur.append(part)
+                    self._remember(parts, origin, todo, cur, links)
                     continue
                 here = "/" + "/".join([*cur, part])
                 if fs_magic(fd) == PROC_SUPER_MAGIC:
@@ -136,7 +145,9 @@ class View:
                     cur = []
                     os.close(fd)
                     fd = os.dup(self.root_fd)
-                todo.extendleft(reversed(_split(target)))
+                todo.extendleft(reversed([(p, -1) for p in _split(target)]))
+                if not todo or todo[0][1] != -1:
+                    self._remember(parts, origin, todo, cur, links)
             result = Resolution(path="/" + "/".join(cur), fd=fd, symlinks=links)
             fd = -1
             return result
@@ -145,6 +156,29 @@ class View:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+    def _cached_prefix(self, parts: list[str]) -> tuple[int, list[str], list[SymlinkStep], int]:
+        """The longest resolved prefix of ``parts``: how many parts it covers, its canonical
+        components, the symlinks met, and an fd of it (the root when nothing is cached)."""
+        for n in range(len(parts) - 1, 0, -1):
+            hit = self._prefixes.get(tuple(parts[:n]))
+            if hit is None:
+                continue
+            canonical, links = hit
+            try:
+                fd = self.open("/".join(canonical))
+            except OSError:
+                break  # changed since: walk from the root
+            return n, list(canonical), list(links), fd
+        return 0, [], [], os.dup(self.root_fd)
+
+    def _remember(self, parts: list[str], origin: int, todo: deque[tuple[str, int]],
+                  cur: list[str], links: list[SymlinkStep]) -> None:
+        """Input part ``origin`` is fully resolved (no symlink expansion pending): cache it."""
+        if origin < 0 or (todo and todo[0][1] == -1):
+            return
+        if len(self._prefixes) < PREFIX_CACHE:
+            self._prefixes[tuple(parts[: origin + 1])] = (tuple(cur), tuple(links))
 
     @staticmethod
     def _failed(parts: list[str], exc: OSError,

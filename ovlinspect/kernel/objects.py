@@ -155,3 +155,15 @@ def lstat_at(dirfd: int, rel: str) -> os.stat_result | None:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def present(dirfd: int, rel: str) -> bool | None:
+    """Whether ``rel`` exists below ``dirfd``, crossing mounts (a volume mounted on a name is
+    still that name): True, False (ENOENT/ENOTDIR), or None when the lookup failed otherwise."""
+    try:
+        fd = openat2(dirfd, rel, os.O_PATH | os.O_NOFOLLOW,
+                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    except OSError as exc:
+        return False if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    os.close(fd)
+    return True

@@ -62,10 +62,10 @@ CATALOGUE: dict[HazardCode, HazardKind] = {
         ),
         HazardKind(
             HazardCode("relative-path"),
-            Severity.WARNING,
+            Severity.INFO,
             "The option path is relative to a working directory that the kernel did not record.",
-            "Mount with absolute paths; use the resolved path, proven by file handle, not the "
-            "string.",
+            "Harmless when the overlay's own handle proves the cwd (the verdict says so); a "
+            "restore must use the proven path, never replay the string (ovlinspect dump does).",
         ),
         HazardKind(
             HazardCode("options-near-limit"),

@@ -30,6 +30,9 @@ class Reason(StrEnum):
     COVERED = "covered"
     EMPTY = "empty"
     AMBIGUOUS = "ambiguous"
+    NOTHING_COMPARABLE = "nothing-comparable"
+    SELF_COVERED = "self-covered"
+    WORK_COVERED = "work-covered"
     HIGHER_UNPROVEN = "higher-unproven"
     NO_OVERLAY_ROOT = "no-overlay-root"
     NO_VIEW = "no-view"
@@ -60,6 +63,11 @@ MEANING: dict[Reason, str] = {
     Reason.COVERED: "every name here is also in a higher layer: no object to probe",
     Reason.EMPTY: "the directory is empty: no object to probe",
     Reason.AMBIGUOUS: "the evidence fits more than one declared layer",
+    Reason.NOTHING_COMPARABLE: "no merged object could be compared with this layer's",
+    Reason.SELF_COVERED: "the path is covered by the overlay itself; no merged object decoded "
+    "to it",
+    Reason.WORK_COVERED: "the workdir is covered by the overlay itself, and has no identity "
+    "without index=on",
     Reason.HIGHER_UNPROVEN: "probes resolve elsewhere, but a higher layer is unproven",
     Reason.NO_OVERLAY_ROOT: "the overlay's root is unreachable (covered), so nothing to probe",
     Reason.NO_VIEW: "the process's view could not be opened",
@@ -72,6 +80,7 @@ MEANING: dict[Reason, str] = {
 }
 
 FINAL = frozenset({
-    Reason.WORK_SAME_FS, Reason.INODE_CONSISTENT, Reason.DATA_ONLY, Reason.COVERED, Reason.EMPTY,
+    Reason.WORK_SAME_FS, Reason.WORK_COVERED, Reason.INODE_CONSISTENT, Reason.DATA_ONLY,
+    Reason.COVERED, Reason.EMPTY,
 })
 """Unverified for these reasons is the most the kernel allows: not a gap in the inspection."""

@@ -25,7 +25,9 @@ from scenario import REPO, codes, overlay_at, run_cli, running
 
 ROOT = os.geteuid() == 0
 OVERLAY = "61 22 0:51 / /ok rw - overlay overlay rw,lowerdir=/a:/b,upperdir=/u,workdir=/w"
-RELATIVE = "{} 22 0:51 / /m{} rw - overlay overlay rw,lowerdir=l{}:/b,upperdir=/u,workdir=/w"
+# A warning on every line: a volatile upper.
+RELATIVE = ("{} 22 0:51 / /m{} rw - overlay overlay rw,lowerdir=l{}:/b,upperdir=/u,workdir=/w,"
+            "volatile")
 TMPFS_LAB = """
 mount -t tmpfs lab $T
 mkdir -p $T/l1 $T/l2 $T/u $T/w $T/m

@@ -31,7 +31,7 @@ HOSTILE = "/m/[bold]x[/]:smile:\x1b[2J\nnext\udcff\u202e"
 
 def _scan(mount_point: str = "/merged", comm: str = "sleep") -> Scan:
     lower = Layer(role="lower", index=0, declared="l1", path="/x/l1", verified=Verified.MATCH,
-                  hazards=[hazard("relative-path", "lower[0]", "lower[0] path 'l1' is relative")])
+                  hazards=[hazard("fd-path", "lower[0]", "lower[0] was given as a descriptor")])
     overlay = Overlay(mount_id=7, unique_id=0x80000007, mount_point=mount_point, fs_type="overlay",
                       source="ov", mount_options="rw", super_options="rw,lowerdir=l1",
                       options=OverlayOptions(lowerdir=["l1"]), layers=[lower])
@@ -56,8 +56,8 @@ def test_plain_shows_hostile_text_literally_and_escaped() -> None:
 
 def test_plain_names_verdict_and_hazard_in_words() -> None:
     text = _plain(_scan())
-    assert "✔ match" in text and "relative-path" in text and "▲ warn" in text
-    assert "hints" in text and CATALOGUE["relative-path"].hint in text
+    assert "✔ match" in text and "fd-path" in text and "▲ warn" in text
+    assert "hints" in text and CATALOGUE["fd-path"].hint in text
 
 
 def test_json_round_trips_through_the_model() -> None:
@@ -70,8 +70,8 @@ def test_json_round_trips_through_the_model() -> None:
         "text": HOSTILE.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")}
     assert text_from_wire(overlay["mount_point"]) == HOSTILE
     assert overlay["layers"][0]["hazards"][0] == {
-        "code": "relative-path", "severity": "warning", "layer": "lower[0]",
-        "message": "lower[0] path 'l1' is relative", "hint": CATALOGUE["relative-path"].hint}
+        "code": "fd-path", "severity": "warning", "layer": "lower[0]",
+        "message": "lower[0] was given as a descriptor", "hint": CATALOGUE["fd-path"].hint}
     assert Scan.from_dict(doc).to_dict() == scan.to_dict()
 
 

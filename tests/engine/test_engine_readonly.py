@@ -74,8 +74,10 @@ ready; exec sleep 600
         verdicts = {(x["role"], x["index"]): x["verified"] for x in ov["layers"]}
         assert verdicts[("upper", 0)] == "match"
         assert verdicts[("lower", 0)] == "match"
-        assert verdicts[("lower", 1)] == "unverified"  # only a/b (a directory) is its own
-        reasons = {(x["role"], x["index"]): x["proof"]["reason"] for x in ov["layers"]}
-        assert reasons[("lower", 1)] == "covered"
+        # Only a/b is its own: the directory is never encoded, the file below it is.
+        assert verdicts[("lower", 1)] == "match"
+        proofs = {(x["role"], x["index"]): x["proof"] for x in ov["layers"]}
+        assert proofs[("lower", 1)] == {"method": "probe-handle", "strength": "proven",
+                                        "reason": "probe-match"}
         assert verdicts[("work", 0)] == "match"  # index=on: trusted.overlay.upper names the upper
         assert ov["status"] == "ok"

@@ -94,19 +94,19 @@ def test_real_namespace_shows_relative_path_hazard(lab: Lab) -> None:
             assert app.scan is not None
             assert app.ns_table.row_keys == [f"mnt:{app.scan.namespaces[0].mnt_ns}"]
             assert app.ns_table.get_cell(app.ns_table.row_keys[0], "badge").plain.strip() \
-                == "▲ warn"
+                == "ℹ info"  # noqa: RUF001
             mounts = {n.data.overlay.mount_point: n for n in app.mount_tree.root.children}
             healthy, relative = mounts[f"{lab.root}/abs/m"], mounts[f"{lab.root}/rel/m"]
             assert healthy.label.plain.startswith("✔ ok ")
-            assert relative.label.plain.startswith("▲ warn ")
-            assert "▲ relative-path" in relative.label.plain
+            assert relative.label.plain.startswith("ℹ info ")  # noqa: RUF001
+            assert "ℹ relative-path" in relative.label.plain  # noqa: RUF001
             app.mount_tree.move_cursor(relative)
             await pilot.press("right", "down", "down", "down")  # upper, work, lower[0]
             await pilot.pause()
             layer = app.mount_tree.cursor_node
             assert layer.data.key[-1] == "lower[0]"
             assert layer.label.plain.split()[:2] == ["lower[0]", "l1"]
-            assert "▲ relative-path" in layer.label.plain and "✔ match" in layer.label.plain
+            assert "ℹ relative-path" in layer.label.plain and "✔ match" in layer.label.plain  # noqa: RUF001
             text = screen_text(app)
             assert f"real_path {lab.root}/rel/l1" in text
             assert "relative-path" in text

@@ -1,0 +1,215 @@
+"""Stream one overlay's changes from its upper layer, in path order.
+
+Only the upper is walked.  Each upper entry costs an ``lstat``, one ``listxattr`` (directories and
+regular files) and a lookup of that one path in the lowers (:class:`Lowers`), which tells an
+added path from a changed one; a directory added where the lowers hold nothing is walked without
+any lower lookup.  Only an opaque directory that replaces a lower directory has that one lower
+directory listed, for the entries it hides.  Memory follows the upper's directories on the
+current path, never the image.
+
+Paths are from the overlay's root (``/a/b``).  Order: depth first, siblings sorted by the bytes
+of their names, a directory before its contents (``/a``, ``/a/b``, ``/a-b``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ovlinspect.changes.lowers import (
+    Found,
+    Lowers,
+    Stack,
+    is_chr_whiteout,
+    join,
+    kind_of,
+    open_listing,
+    read_xattrs,
+)
+from ovlinspect.changes.source import OverlaySource
+from ovlinspect.changes.types import Change, Kind
+from ovlinspect.kernel.objects import lookup
+
+
+@dataclass
+class _Dir:
+    """An upper directory being walked."""
+
+    fd: int          # O_PATH fd in the upper layer
+    path: str        # merged path from the overlay root ("" for the root)
+    lower: str       # its path in the lowers (differs from ``path`` below a renamed directory)
+    stack: Stack     # the lower directories at that path (the lower-only view)
+    opaque: bool
+    items: Iterator[tuple[str, str | None]]  # (name, hidden lower type, or None for upper)
+
+
+def _sort_key(name: str) -> bytes:
+    return os.fsencode(name)
+
+
+def _upper_names(fd: int) -> list[str]:
+    dfd = open_listing(fd)
+    try:
+        with os.scandir(dfd) as entries:
+            return [entry.name for entry in entries]
+    finally:
+        os.close(dfd)
+
+
+class Walker:
+    """The changes of one overlay (its :class:`OverlaySource` stays owned by the caller)."""
+
+    def __init__(self, source: OverlaySource) -> None:
+        self.src = source
+        self.lowers = Lowers(source.lowers, source.xattr)
+        self.prefix = source.prefix
+
+    def _shown(self, rel: str) -> str:
+        """A layer-relative path as a path from the mount's root."""
+        if self.prefix:
+            if rel == self.prefix:
+                return "/"
+            if rel.startswith(self.prefix + "/"):
+                rel = rel[len(self.prefix) + 1:]
+        return "/" + rel
+
+    def _open(self, fd: int, path: str, lower: str, stack: Stack, opaque: bool) -> _Dir:
+        names = _upper_names(fd)
+        items: list[tuple[str, str | None]] = [(n, None) for n in names]
+        if opaque and stack:
+            here = set()
+            for name in names:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we read
+                if not self._is_whiteout(fd, name, st):
+                    here.add(name)
+            items += [(n, t) for n, t in self.lowers.names(stack).items() if n not in here]
+        items.sort(key=lambda item: _sort_key(item[0]))
+        return _Dir(fd=fd, path=path, lower=lower, stack=stack, opaque=opaque, items=iter(items))
+
+    def _is_whiteout(self, fd: int, name: str, st: os.stat_result,
+                     xs: dict[str, bytes] | None = None) -> bool:
+        if is_chr_whiteout(st):
+            return True
+        if not stat.S_ISREG(st.st_mode) or st.st_size:
+            return False
+        if xs is None:
+            xs = read_xattrs(f"/proc/self/fd/{fd}/{name}", self.src.xattr)
+        return "whiteout" in xs
+
+    @staticmethod
+    def _redirected(frame: _Dir, target: str) -> str:
+        """A redirect's lower path: absolute from the layer root, or a name in the parent's."""
+        return target.strip("/") if target.startswith("/") else join(frame.lower, target)
+
+    def _root(self) -> _Dir | None:
+        """The mount's root in the upper (None: a bound subdirectory the upper lacks, so
+        nothing below it changed)."""
+        fd = lookup(self.src.upper, self.prefix)
+        if fd is None:
+            if self.prefix:
+                return None
+            raise FileNotFoundError(2, "the upper's root cannot be opened")
+        found = self.lowers.at(self.prefix) if self.prefix else None
+        stack = found.dirs if found else ([] if self.prefix else self.lowers.root())
+        try:
+            return self._open(fd, "", self.prefix, stack, False)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def changes(self) -> Iterator[Change]:
+        """Every change, in path order.  Raises OSError when the upper cannot be read."""
+        root = self._root()
+        frames = [root] if root is not None else []
+        try:
+            while frames:
+                frame = frames[-1]
+                item = next(frame.items, None)
+                if item is None:
+                    os.close(frames.pop().fd)
+                    continue
+                name, hidden = item
+                path = f"{frame.path}/{name}"
+                if hidden is not None:
+                    yield Change(path=path, kind=Kind.DELETED, type=hidden)
+                    continue
+                change, child = self._entry(frame, name, path)
+                if change is not None:
+                    yield change
+                if child is not None:
+                    frames.append(child)
+        finally:
+            for frame in frames:
+                with contextlib.suppress(OSError):
+                    os.close(frame.fd)
+
+    def _entry(self, frame: _Dir, name: str, path: str) -> tuple[Change | None, _Dir | None]:
+        fd = frame.fd
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, None  # removed while we read: not a change any more
+        is_dir = stat.S_ISDIR(st.st_mode)
+        xs = (read_xattrs(f"/proc/self/fd/{fd}/{name}", self.src.xattr)
+              if is_dir or stat.S_ISREG(st.st_mode) else {})
+        if self._is_whiteout(fd, name, st, xs):
+            if frame.opaque or not frame.stack:
+                return None, None
+            gone = self.lowers.child(frame.stack, name)
+            if gone is None:
+                return None, None
+            return Change(path=path, kind=Kind.DELETED, type=kind_of(gone.st.st_mode)), None
+        redirect = xs.get("redirect")
+        here = join(frame.lower, name)
+        found: Found | None
+        if redirect and is_dir:
+            lower = self._redirected(frame, os.fsdecode(redirect))
+            found = self.lowers.at(lower)
+            change = Change(path=path, kind=Kind.RENAMED, type="dir",
+                            from_path=self._shown(lower))
+        else:
+            # A metacopy file's redirect says where its data is (a moved or hard-linked file):
+            # the mark still follows what the lowers hold at this path.
+            lower = here
+            found = self.lowers.child(frame.stack, name) if frame.stack else None
+            same_data = not redirect or self._redirected(frame, os.fsdecode(redirect)) == here
+            if found is None:
+                kind = Kind.ADDED
+            elif stat.S_ISREG(st.st_mode) and "metacopy" in xs and same_data:
+                kind = Kind.METADATA
+            else:
+                kind = Kind.CHANGED
+            change = Change(path=path, kind=kind, type=kind_of(st.st_mode))
+        if not is_dir:
+            return change, None
+        child_fd = lookup(fd, name)
+        if child_fd is None:
+            return change, None  # another filesystem mounted on it, or gone: not the upper's
+        stack = found.dirs if found is not None else []
+        try:
+            child = self._open(child_fd, path, lower, stack, xs.get("opaque") == b"y")
+        except BaseException:
+            os.close(child_fd)
+            raise
+        return change, child
+
+
+def iter_changes(source: OverlaySource) -> Iterator[Change]:
+    """One overlay's changes, streamed in path order (see the module docstring)."""
+    return Walker(source).changes()
+
+
+def collect(source: OverlaySource, limit: int | None = None) -> tuple[list[Change], bool]:
+    """Up to ``limit`` changes, and whether there were more (for a paged view)."""
+    out: list[Change] = []
+    for change in iter_changes(source):
+        if limit is not None and len(out) >= limit:
+            return out, True
+        out.append(change)
+    return out, False

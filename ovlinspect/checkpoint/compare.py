@@ -1,0 +1,141 @@
+"""Compare two merged trees, bounded: names, types, modes, owners, sizes, symlink targets,
+device numbers, and content hashes of regular files up to a size bound.
+
+Whiteouts and opaque directories are not visible in a merged tree as such: what they do (a name
+hidden, a lower directory's content hidden) shows as names missing or present, which is what is
+compared.  Only reads: every file and directory is opened with ``O_NOATIME`` (falling back to a
+plain open only where the kernel refuses it), symlinks are never followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+@dataclass
+class Bounds:
+    """How far a comparison goes."""
+
+    max_entries: int = 100_000
+    max_seconds: float = 30.0
+    hash_limit: int = 1 << 20
+
+
+def _open(dirfd: int, name: str, flags: int) -> int:
+    try:
+        return os.open(name, flags | os.O_NOATIME, dir_fd=dirfd)
+    except PermissionError:
+        return os.open(name, flags, dir_fd=dirfd)
+
+
+def _digest(dirfd: int, name: str) -> str:
+    fd = _open(dirfd, name, _FILE_FLAGS)
+    try:
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 16):
+            h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _describe(dirfd: int, name: str, bounds: Bounds) -> dict[str, Any]:
+    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    kind = stat.S_IFMT(st.st_mode)
+    out: dict[str, Any] = {"type": oct(kind), "mode": oct(stat.S_IMODE(st.st_mode)),
+                           "uid": st.st_uid, "gid": st.st_gid}
+    if stat.S_ISREG(kind):
+        out["size"] = st.st_size
+        if st.st_size <= bounds.hash_limit:
+            out["sha256"] = _digest(dirfd, name)
+    elif stat.S_ISLNK(kind):
+        out["target"] = os.fsencode(os.readlink(name, dir_fd=dirfd)).hex()
+    elif stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+        out["rdev"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return out
+
+
+def _names(fd: int) -> list[str]:
+    return sorted(os.listdir(fd))
+
+
+def compare_trees(live_fd: int, new_fd: int, bounds: Bounds) -> dict[str, Any]:
+    """Walk both trees breadth-first in name order; stop at the first difference or a bound.
+
+    Returns ``verified`` (True, False at a difference, None when a bound stopped it first),
+    ``entries`` compared, ``stopped`` (null, ``"entries"`` or ``"time"``), ``where`` (the last
+    path reached) and ``difference`` (``{"path", "what", "live", "rebuilt"}``).
+    """
+    start = time.monotonic()
+    queue: deque[tuple[str, int, int]] = deque([("", os.dup(live_fd), os.dup(new_fd))])
+    count = 0
+    result: dict[str, Any] = {"verified": True, "entries": 0, "stopped": None, "where": "/",
+                              "difference": None}
+    try:
+        while queue:
+            rel, lfd, nfd = queue.popleft()
+            try:
+                diff = _compare_dir(rel, lfd, nfd, bounds, queue, result, start, count)
+            finally:
+                os.close(lfd)
+                os.close(nfd)
+            count = result["entries"]
+            if diff is not None:
+                result["verified"] = False
+                result["difference"] = diff
+                return result
+            if result["stopped"]:
+                result["verified"] = None
+                return result
+    finally:
+        for _rel, lfd, nfd in queue:
+            os.close(lfd)
+            os.close(nfd)
+    result["seconds"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def _compare_dir(rel: str, lfd: int, nfd: int, bounds: Bounds,
+                 queue: deque[tuple[str, int, int]], result: dict[str, Any], start: float,
+                 count: int) -> dict[str, Any] | None:
+    live, new = _names(lfd), _names(nfd)
+    if live != new:
+        only_live = sorted(set(live) - set(new))
+        only_new = sorted(set(new) - set(live))
+        name = (only_live or only_new)[0]
+        return {"path": f"/{rel}{name}" if not rel else f"/{rel}/{name}", "what": "names",
+                "live": name in only_live, "rebuilt": name in only_new}
+    for name in live:
+        path = f"/{rel}/{name}" if rel else f"/{name}"
+        if count >= bounds.max_entries:
+            result["stopped"], result["where"] = "entries", path
+            return None
+        if time.monotonic() - start > bounds.max_seconds:
+            result["stopped"], result["where"] = "time", path
+            return None
+        count += 1
+        result["entries"] = count
+        result["where"] = path
+        a, b = _describe(lfd, name, bounds), _describe(nfd, name, bounds)
+        if a != b:
+            what = next(k for k in ("type", "mode", "uid", "gid", "size", "target", "rdev",
+                                    "sha256") if a.get(k) != b.get(k))
+            return {"path": path, "what": what, "live": a.get(what), "rebuilt": b.get(what)}
+        if a["type"] == oct(stat.S_IFDIR):
+            sub_l = _open(lfd, name, _DIR_FLAGS)
+            try:
+                sub_n = _open(nfd, name, _DIR_FLAGS)
+            except OSError:
+                os.close(sub_l)
+                raise
+            queue.append((path.lstrip("/"), sub_l, sub_n))
+    return None
