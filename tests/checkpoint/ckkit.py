@@ -83,6 +83,7 @@ def restore(dump_file: Path, target: Path, *extra: str, enter: int | None = None
     if tree_file.exists():
         listing = json.loads(tree_file.read_text())
     result["_target_mounted_after"] = Path(str(out) + ".mp").read_text().strip() == "yes"
+    result["_stderr"] = done.stderr[-2000:]
     return done.returncode, result, listing
 
 

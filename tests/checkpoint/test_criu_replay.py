@@ -76,7 +76,7 @@ def _raw_options(pid: int, mount_point: str) -> str:
 @pytest.mark.parametrize("case", list(CASES))
 def test_criu_raw_replay(case: str, tmp_path) -> None:
     body, python, where, expected = CASES[case]
-    with running(body, python=python, timeout=60) as sc:
+    with running(body, python=python, timeout=60, bare=True) as sc:
         point = "/" if where == "/" else f"{sc.tmp}/{where}"
         raw = _raw_options(sc.pid, point)
         live = proc_tree(sc.pid) if where == "/" else live_tree(sc.pid, point)

@@ -35,7 +35,7 @@ exec sleep 600
 
 @needs()
 def test_dump_kill_restore_same_tree(tmp_path: Path) -> None:
-    with running(RICH) as sc:
+    with running(RICH, bare=True) as sc:
         doc = dump(sc.pid)
         entry = only(doc, f"{sc.tmp}/m")
         assert entry["restorable"] is True, entry["reasons"]
@@ -58,7 +58,7 @@ cd sub && mount -t overlay ov -o lowerdir=../l0:../l1,upperdir=../u,workdir=../w
 ready
 exec sleep 600
 """)
-    with running(body) as sc:
+    with running(body, bare=True) as sc:
         entry = only(dump(sc.pid), f"{sc.tmp}/m")
         assert entry["restorable"] is False
         assert "unverified" in reasons(entry)
@@ -79,7 +79,7 @@ fuse-overlayfs -o lowerdir=$T/l0,upperdir=$T/u,workdir=$T/w m
 ready
 exec sleep 600
 """)
-    with running(body) as sc:
+    with running(body, bare=True) as sc:
         doc = dump(sc.pid)
         entry = only(doc, f"{sc.tmp}/m")
         assert entry["fs_type"] == "fuse.fuse-overlayfs"
@@ -105,7 +105,7 @@ def test_restore_bad_dump_is_usage_error(tmp_path: Path) -> None:
 
 @needs()
 def test_failed_verification_unmounts_and_missing_layer_mounts_nothing(tmp_path: Path) -> None:
-    with running(RICH) as sc:
+    with running(RICH, bare=True) as sc:
         doc = dump(sc.pid)
         entry = only(doc, f"{sc.tmp}/m")
         tampered = json.loads(json.dumps(doc))
@@ -135,7 +135,7 @@ mount -t tmpfs cover a && mkdir a/l1 && echo decoy > a/l1/decoy
 ready
 exec sleep 600
 """)
-    with running(body) as sc:
+    with running(body, bare=True) as sc:
         entry = only(dump_inside(sc.pid), f"{sc.tmp}/m")
         assert entry["restorable"] is False
         assert {(r["code"], r["layer"]) for r in entry["reasons"]} == {
@@ -153,7 +153,7 @@ mount -t overlay ov -o lowerdir=$T/t/l0,upperdir=$T/t/u,workdir=$T/t/w m
 ready
 exec sleep 600
 """)
-    with running(body) as sc:
+    with running(body, bare=True) as sc:
         entry = only(dump(sc.pid), f"{sc.tmp}/m")
         assert entry["restorable"] is False
         assert {r["code"] for r in entry["reasons"]} == {"outside-mounts"}

@@ -23,7 +23,7 @@ exec sleep 600
 
 @needs()
 def test_relative_paths_restore_and_verify(tmp_path: Path) -> None:
-    with running(RELATIVE) as sc:
+    with running(RELATIVE, bare=True) as sc:
         doc = dump(sc.pid)
         assert doc["schema"] == 1
         entry = only(doc, f"{sc.tmp}/m")
@@ -58,13 +58,13 @@ umount -l src
 ready
 exec sleep 600
 """)
-    with running(body) as sc:
+    with running(body, bare=True) as sc:
         doc = dump(sc.pid)
         entry = only(doc, f"{sc.tmp}/m")
         assert entry["restorable"] is False
         assert "source-detached" in reasons(entry)
         assert entry["recipe"] == []
         rc, out, _ = restore(save(doc, tmp_path / "d.json"), sc.tmp / "r", tree=False)
-        assert rc == 1
+        assert rc == 1, out
         assert out["result"] == "refused"
         assert "source-detached" in {r["code"] for r in out["reasons"]}

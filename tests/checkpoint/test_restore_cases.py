@@ -26,7 +26,7 @@ exec sleep 600
 
 @needs()
 def test_docker_l_symlinks(tmp_path: Path) -> None:
-    with running(DOCKER) as sc:
+    with running(DOCKER, bare=True) as sc:
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/storage/id2/merged", tmp_path)
         paths = [s["value"] for s in fsconfig_steps(entry, "lowerdir+")]
         assert paths == [f"{sc.tmp}/storage/id0/diff", f"{sc.tmp}/storage/id1/diff"]
@@ -58,7 +58,7 @@ time.sleep(600)
 
 @needs()
 def test_escaped_names(tmp_path: Path) -> None:
-    with running(ESCAPED, python=True) as sc:
+    with running(ESCAPED, python=True, bare=True) as sc:
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path)
         paths = [s["value"] for s in fsconfig_steps(entry, "lowerdir+")]
         assert paths == [f"{sc.tmp}/{n}" for n in
@@ -89,7 +89,7 @@ time.sleep(600)
 
 @needs()
 def test_legacy_options_over_a_page(tmp_path: Path) -> None:
-    with running(_new_api(24, 200), python=True) as sc:
+    with running(_new_api(24, 200), python=True, bare=True) as sc:
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path)
         assert len(entry["super_options"]) > 4096
         assert len(fsconfig_steps(entry, "lowerdir+")) == 24
@@ -97,7 +97,7 @@ def test_legacy_options_over_a_page(tmp_path: Path) -> None:
 
 @needs()
 def test_five_hundred_lowers(tmp_path: Path) -> None:
-    with running(_new_api(500, 1), python=True, timeout=60) as sc:
+    with running(_new_api(500, 1), python=True, timeout=60, bare=True) as sc:
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path)
         assert len(fsconfig_steps(entry, "lowerdir+")) == 500
 
@@ -114,7 +114,7 @@ exec sleep 600
 
 @needs()
 def test_layer_paths_longer_than_255_bytes(tmp_path: Path) -> None:
-    with running(LONG) as sc:
+    with running(LONG, bare=True) as sc:
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path)
         steps = fsconfig_steps(entry, "lowerdir+") + fsconfig_steps(entry, "upperdir")
         assert all(len(s["value"].encode()) > 255 for s in steps)
@@ -143,7 +143,7 @@ time.sleep(600)
 
 @needs("fd-layers")
 def test_new_api_data_only_layers_with_metacopy(tmp_path: Path) -> None:
-    with running(DATA_ONLY, python=True) as sc:
+    with running(DATA_ONLY, python=True, bare=True) as sc:
         doc = dump(sc.pid)
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path, doc=doc)
         assert entry["syntax"] == "new-api"
@@ -173,7 +173,7 @@ time.sleep(600)
 
 @needs()
 def test_container_root_with_host_paths(tmp_path: Path) -> None:
-    with running(CONTAINER, python=True) as sc:
+    with running(CONTAINER, python=True, bare=True) as sc:
         doc = dump(sc.pid)
         entry = next(o for o in doc["overlays"] if o["mount_point"] == "/")
         upper = entry["layers"][0]
@@ -194,7 +194,7 @@ exec sleep 600
 
 @needs()
 def test_mounted_over_lower_uses_the_reachable_real_path(tmp_path: Path) -> None:
-    with running(COVERED) as sc:
+    with running(COVERED, bare=True) as sc:
         # Dumped and restored inside the namespace where $T/a is covered and $T/b reaches it.
         doc = dump_inside(sc.pid)
         entry, out = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path, doc=doc, enter=sc.pid,
@@ -216,7 +216,7 @@ exec sleep 600
 
 @needs()
 def test_lower_only_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:
-    with running(LOWER_ONLY) as sc:
+    with running(LOWER_ONLY, bare=True) as sc:
         doc = dump(sc.pid)
         entry, _ = roundtrip(sc.pid, f"{sc.tmp}/m", tmp_path, doc=doc)
         assert entry["options"]["sb_readonly"] is True

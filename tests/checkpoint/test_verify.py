@@ -16,7 +16,7 @@ from scenario import running
 
 @needs()
 def test_verify_rebuilds_and_matches_without_writing() -> None:
-    with running(RICH) as sc:
+    with running(RICH, bare=True) as sc:
         before = {d: snapshot(str(sc.tmp / d)) for d in ("u", "w", "l0", "l1")}
         doc = dump(sc.pid, "--verify")
         entry = only(doc, f"{sc.tmp}/m")
@@ -30,7 +30,7 @@ def test_verify_rebuilds_and_matches_without_writing() -> None:
 
 @needs()
 def test_verify_is_bounded_and_says_where_it_stopped() -> None:
-    with running(RICH) as sc:
+    with running(RICH, bare=True) as sc:
         doc = dump(sc.pid, f"{sc.tmp}/m", "--verify", "--max-entries", "3")
         check = doc["verify"][0]
         assert check["verified"] is None
@@ -79,7 +79,7 @@ echo ready; exec sleep 600
 def test_dump_and_verify_never_write_an_nfs_export_overlay() -> None:
     # a/b lives only in the lower lower, under the merged directory a: encoding it would copy
     # it up.  Neither dump nor --verify may change the upper or work/index.
-    with running(NFS_EXPORT) as sc:
+    with running(NFS_EXPORT, bare=True) as sc:
         before = {d: snapshot(str(sc.tmp / d)) for d in ("u", "w")}
         doc = dump(sc.pid, f"{sc.tmp}/m", "--verify")
         assert doc["overlays"][0]["options"]["nfs_export"] is True

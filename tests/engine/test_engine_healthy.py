@@ -362,7 +362,7 @@ EOF
 unshare -m --propagation private '{PY}' $T/chr.py $T/m/sub/in $T/m/sub &
 wait
 """
-    with running(script(body)) as sc:
+    with running(script(body), bare=True) as sc:
         t = str(sc.tmp)
         report = scan_json(sc.pid)
     ns = next(n for n in report["namespaces"] if sc.pid in n["pids"])

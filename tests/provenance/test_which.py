@@ -59,7 +59,7 @@ exec "$PY" $T/hold.py "$M/f2,$M/cp" "$M/f1,$M/cp" "$M/f0,$M/cp"
 
 @pytest.fixture(scope="module")
 def sc() -> Iterator[Scenario]:
-    with running(script(f'PY="{sys.executable}"\n' + BODY)) as scenario:
+    with running(script(f'PY="{sys.executable}"\n' + BODY), bare=True) as scenario:
         yield scenario
 
 
