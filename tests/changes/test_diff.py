@@ -20,6 +20,8 @@ from ovlinspect.model.codec import text_from_wire
 
 from scenario import REPO, run_cli, running
 
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build overlay mounts")
+
 MARK = {"added": "A", "changed": "C", "metadata": "C", "deleted": "D"}
 
 LOWER = """

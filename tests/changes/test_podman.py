@@ -10,13 +10,17 @@ The container's name is not hex: ``podman diff c`` can pick an image whose id st
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from scenario import run_cli, running
 
-pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build overlay mounts"),
+    pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed"),
+]
 
 PODMAN = """
 # podman writes /var/lib/containers/cache and /var/tmp whatever --root says: keep those private
