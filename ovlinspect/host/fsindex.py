@@ -236,30 +236,34 @@ def _inside(path: str, mount_point: str) -> bool:
     return path == mount_point or path.startswith(base + "/")
 
 
-def decode_with(mount_fd: int, handle_type: int, fid: bytes) -> str | OSError | None:
-    """Decode on the filesystem of ``mount_fd``: a path, an OSError, or None (stale handle)."""
+_STALE = (errno.ESTALE, errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def _decoded(mount_fd: int, handle_type: int, fid: bytes) -> tuple[str, os.stat_result] | OSError:
+    """The path and stat of what the handle names on ``mount_fd``'s filesystem, or the error
+    (errno in ``_STALE``: the object is not on this filesystem)."""
     try:
         fd = open_by_handle_at(mount_fd, handle_type, fid)
     except OSError as exc:
-        if exc.errno in (errno.ESTALE, errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP):
-            return None
         return exc
     try:
-        return fd_path(fd)
+        return fd_path(fd), os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def decode_with(mount_fd: int, handle_type: int, fid: bytes) -> str | OSError | None:
+    """Decode on the filesystem of ``mount_fd``: a path, an OSError, or None (stale handle)."""
+    found = _decoded(mount_fd, handle_type, fid)
+    if isinstance(found, OSError):
+        return None if found.errno in _STALE else found
+    return found[0]
 
 
 def decoded_stat(mount_fd: int, handle_type: int, fid: bytes) -> os.stat_result | None:
     """fstat of what the handle decodes to on ``mount_fd``'s filesystem, or None."""
-    try:
-        fd = open_by_handle_at(mount_fd, handle_type, fid)
-    except OSError:
-        return None
-    try:
-        return os.fstat(fd)
-    finally:
-        os.close(fd)
+    found = _decoded(mount_fd, handle_type, fid)
+    return None if isinstance(found, OSError) else found[1]
 
 
 def same_object(mount_fd: int, handle_type: int, fid: bytes, st: os.stat_result) -> bool | None:
@@ -267,14 +271,7 @@ def same_object(mount_fd: int, handle_type: int, fid: bytes, st: os.stat_result)
 
     True or False when it was decoded (or is stale there), None when decoding is not allowed.
     """
-    try:
-        fd = open_by_handle_at(mount_fd, handle_type, fid)
-    except OSError as exc:
-        if exc.errno in (errno.ESTALE, errno.ENOENT, errno.EINVAL, errno.EOPNOTSUPP):
-            return False
-        return None
-    try:
-        got = os.fstat(fd)
-    finally:
-        os.close(fd)
-    return got.st_dev == st.st_dev and got.st_ino == st.st_ino
+    found = _decoded(mount_fd, handle_type, fid)
+    if isinstance(found, OSError):
+        return False if found.errno in _STALE else None
+    return found[1].st_dev == st.st_dev and found[1].st_ino == st.st_ino

@@ -40,13 +40,15 @@ def encode(document: Any) -> str:
     return "".join(out)
 
 
+def _flat(items: Any) -> bool:
+    """No nested object or list: written on one line."""
+    return not any(isinstance(item, (dict, list)) for item in items)
+
+
 def _write(value: Any, out: list[str], newline: str) -> None:
     """Append ``value``; ``newline`` is a line break plus the current indentation."""
     if isinstance(value, dict):
-        for item in value.values():
-            if isinstance(item, (dict, list)):
-                break
-        else:
+        if _flat(value.values()):
             out.append(_inline(value))
             return
         inner = newline + "  "
@@ -65,10 +67,7 @@ def _write(value: Any, out: list[str], newline: str) -> None:
             sep = "," + inner
         out.append(newline + "}")
     elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, (dict, list)):
-                break
-        else:
+        if _flat(value):
             out.append(_inline(value))
             return
         inner = newline + "  "

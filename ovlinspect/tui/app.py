@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 from ovlinspect.model import Overlay, Scan, Status
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
+from ovlinspect.tui.changes import ChangesScreen
 from ovlinspect.tui.commands import OvlCommands
 from ovlinspect.tui.details import (
     DetailsPane,
@@ -29,6 +30,7 @@ from ovlinspect.tui.details import (
     overlay_details,
 )
 from ovlinspect.tui.export import overlay_json, timestamp, unique_path, write_new
+from ovlinspect.tui.files import FilesScreen
 from ovlinspect.tui.help import HelpScreen
 from ovlinspect.tui.messages import MountTableChanged, ScanDone, ScanFailed
 from ovlinspect.tui.mount_tree import MountTree, NodeRef
@@ -46,6 +48,8 @@ from ovlinspect.tui.watch import MountWatcher
 
 Scanner = Callable[[], Scan]
 DEBOUNCE = 0.5
+VIEW_ACTIONS = frozenset({"quit", "help", "save_svg", "command_palette"})
+"""The app's actions that stay live while the files or changes view is shown."""
 
 
 def describe_error(error: BaseException) -> str:
@@ -73,6 +77,8 @@ class OvlInspectApp(App[int]):
         Binding("y", "copy_json", "Copy"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("f", "files", "Files"),  # after help and quit: an 80-column footer keeps those
+        Binding("c", "changes", "Changes"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -436,6 +442,53 @@ class OvlInspectApp(App[int]):
             self.say(f"Cannot save the screenshot: {exc}", severity="error")
             return
         self.say(f"Saved {path}")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing while a files or changes view is open (also
+        under the help screen)."""
+        if any(isinstance(s, FilesScreen | ChangesScreen) for s in self.screen_stack):
+            return action in VIEW_ACTIONS
+        return True
+
+    def live_target(self, what: str) -> tuple[int, Overlay] | None:
+        """The selected mount and a pid of its namespace, or None (after saying why)."""
+        if self.scan is None:
+            self.say("Wait for the scan to finish", severity="warning")
+            return None
+        if self.scan.source != "live":
+            self.say(f"The {what} view reads the layers through a live process: this is a saved "
+                     f"scan ({self.scan.source}); run ovlinspect on the host (--pid PID)",
+                     severity="warning")
+            return None
+        overlay = self.selected_overlay()
+        if overlay is None:
+            self.say("Select a mount in the tree first", severity="warning")
+            return None
+        view = self.views_by_key.get(self.selected_ns or "")
+        ns = view.ns if view is not None else None
+        pid = None
+        if ns is not None:
+            lead = labels.lead_process(ns)
+            pid = ns.root_pid if ns.root_pid is not None else (lead.pid if lead else None)
+        if pid is None:
+            self.say(f"The {what} view needs a live process in the mount's namespace, and this "
+                     "namespace has none", severity="warning")
+            return None
+        return pid, overlay
+
+    def action_files(self) -> None:
+        """The merged tree of the selected mount, with the layer serving each entry."""
+        target = self.live_target("files")
+        if target is not None:
+            pid, overlay = target
+            self.push_screen(FilesScreen(pid, overlay.mount_id, overlay.mount_point))
+
+    def action_changes(self) -> None:
+        """The selected mount's changes since its image (A/C/M/D/R)."""
+        target = self.live_target("changes")
+        if target is not None:
+            pid, overlay = target
+            self.push_screen(ChangesScreen(pid, overlay.mount_id, overlay.mount_point))
 
     def selected_overlay(self) -> Overlay | None:
         """The mount under the tree cursor (or the only one shown)."""

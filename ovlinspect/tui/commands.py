@@ -25,6 +25,9 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Write mount JSON", "Write the selected mount as JSON to a file (j)", "action_write_json"),
     ("Copy mount JSON", "Copy the selected mount's JSON to the clipboard (y)",
      "action_copy_json"),
+    ("Files", "The selected mount's merged tree and the layer serving each entry (f)",
+     "action_files"),
+    ("Changes", "The selected mount's changes since its image (c)", "action_changes"),
     ("Help", "Keys and hazard codes (?)", "action_help"),
     ("Quit", "Quit ovlinspect (q)", "action_quit"),
 )

@@ -29,6 +29,11 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("s", "save an SVG screenshot"),
     ("j", "write the selected mount as JSON to a file"),
     ("y", "copy the selected mount's JSON to the clipboard"),
+    ("f", "files: the selected mount's merged tree, the layer serving each entry and its marks "
+          "(enter opens a directory, backspace goes up, l filters by layer, H shows what "
+          "higher layers hide, esc goes back)"),
+    ("c", "changes: the selected mount's changes since its image, marked A/C/M/D/R like "
+          "ovlinspect diff (m filters by mark, / by path, esc goes back)"),
     ("ctrl+p", "command palette: every action, jump to a pid or a mount point"),
     ("?", "this help"),
     ("q", "quit (here: close this help)"),

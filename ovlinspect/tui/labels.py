@@ -175,3 +175,37 @@ def fact_label(name: str, value: Text | str | None) -> Text:
     else:
         text.append(visible(value))
     return text
+
+
+LOWER_STYLES = ("cyan", "yellow", "bright_blue", "bright_green", "bright_cyan", "bright_yellow")
+
+
+def layer_style(label: str) -> str:
+    """The colour of a layer label (``upper``, ``lower[i]``, ``data[j]``); always shown with
+    the label itself, never alone."""
+    if label == "upper":
+        return "bold green"
+    if label.startswith("lower[") and label[6:-1].isdigit():
+        return LOWER_STYLES[int(label[6:-1]) % len(LOWER_STYLES)]
+    if label.startswith("data["):
+        return "magenta"
+    return "dim"
+
+
+def layer_tag(label: str, *, width: int = 9, hidden: bool = False) -> Text:
+    """A layer label in its colour, padded (struck through for a hidden object)."""
+    style = layer_style(label) + (" strike dim" if hidden else "")
+    text = Text(end="")
+    text.append(label, style=style)
+    text.append(" " * max(0, width - len(label)))
+    return text
+
+
+MARK_STYLE = {"A": "bold green", "C": "bold yellow", "M": "bold cyan", "D": "bold red",
+              "R": "bold magenta"}
+MARK_WORD = {"A": "added", "C": "changed", "M": "metadata", "D": "deleted", "R": "renamed"}
+
+
+def change_mark(mark: str) -> Text:
+    """``A added``: the diff's letter and its word, coloured."""
+    return Text(f"{mark} {MARK_WORD.get(mark, '?')}", style=MARK_STYLE.get(mark, ""), end="")

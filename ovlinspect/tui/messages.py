@@ -31,3 +31,52 @@ class MountTableChanged(Message):
     def __init__(self, pids: list[int]) -> None:
         super().__init__()
         self.pids = pids
+
+
+class ViewFailed(Message):
+    """A files or changes view could not read what it shows; ``text`` says why (untrusted)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class FilesReady(Message):
+    """The files view's session is open: its layer labels (top first), root and notes."""
+
+    def __init__(self, layers: list[str], root: str, notes: list[str]) -> None:
+        super().__init__()
+        self.layers = layers
+        self.root = root
+        self.notes = notes
+
+
+class FilesPage(Message):
+    """One page of a merged directory (``request`` is what was asked: (rel, after))."""
+
+    def __init__(self, request: tuple[str, str | None], page: object) -> None:
+        super().__init__()
+        self.request = request
+        self.page = page  # an ovlinspect.provenance.browse.Page
+
+
+class HiddenPage(Message):
+    """Names hidden below a merged directory (a page of ``hidden_entries``); ``done`` at the
+    end."""
+
+    def __init__(self, rel: str, hidden: list[object], notes: list[str], done: bool) -> None:
+        super().__init__()
+        self.rel = rel
+        self.hidden = hidden
+        self.notes = notes
+        self.done = done
+
+
+class ChangesBatch(Message):
+    """Changes streamed from one overlay's upper; ``done`` with the last batch."""
+
+    def __init__(self, changes: list[object], notes: list[str], done: bool) -> None:
+        super().__init__()
+        self.changes = changes
+        self.notes = notes
+        self.done = done

@@ -11,6 +11,7 @@ import functools
 import glob
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -260,16 +261,37 @@ Entry = tuple[str, int, tuple[tuple[str, bytes], ...]]
 
 
 def snapshot(root: str) -> dict[str, Entry]:
-    """Every entry under ``root`` with its mode, size and xattrs, to prove nothing was written."""
-    out: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [".", *dirnames, *filenames]:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            st = os.lstat(path)
+    """Every entry under ``root`` with its mode, size and xattrs, to prove nothing was written
+    (read with O_NOATIME, so taking it changes nothing either)."""
+    return {rel: (oct(mode), size, xattrs)
+            for rel, (mode, size, _a, _m, _c, xattrs) in quiet_snapshot(root).items()}
+
+
+QuietEntry = tuple[int, int, int, int, int, tuple[tuple[str, bytes], ...]]
+
+
+def quiet_snapshot(root: str) -> dict[str, QuietEntry]:
+    """Mode, size, atime, mtime, ctime and xattrs of everything under ``root``, read with
+    O_NOATIME so that taking the snapshot changes nothing."""
+    out: dict[str, QuietEntry] = {}
+
+    def visit(path: str, rel: str) -> None:
+        st = os.lstat(path)
+        try:
+            names = sorted(os.listxattr(path, follow_symlinks=False))
+            xattrs = tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names)
+        except OSError:
+            xattrs = ()
+        out[rel] = (st.st_mode, st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns,
+                    xattrs)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
             try:
-                names = sorted(os.listxattr(path, follow_symlinks=False))
-                xattrs = tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names)
-            except OSError:
-                xattrs = ()
-            out[os.path.relpath(path, root)] = (oct(st.st_mode), st.st_size, xattrs)
+                names = sorted(os.listdir(fd))
+            finally:
+                os.close(fd)
+            for name in names:
+                visit(os.path.join(path, name), os.path.join(rel, name))
+
+    visit(root, ".")
     return out

@@ -9,44 +9,13 @@ and write index entries.  The snapshots themselves read with O_NOATIME.
 from __future__ import annotations
 
 import os
-import stat
 
 import pytest
-from engine_kit import script
+from engine_kit import quiet_snapshot, script
 
 from scenario import overlay_at, run_cli, running, scan_json
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build overlay mounts")
-
-Entry = tuple[int, int, int, int, int, tuple[tuple[str, bytes], ...]]
-
-
-def quiet_snapshot(root: str) -> dict[str, Entry]:
-    """Mode, size, atime, mtime, ctime and xattrs of everything under ``root``, read with
-    O_NOATIME so that taking the snapshot changes nothing."""
-    out: dict[str, Entry] = {}
-
-    def visit(path: str, rel: str) -> None:
-        st = os.lstat(path)
-        try:
-            names = sorted(os.listxattr(path, follow_symlinks=False))
-            xattrs = tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names)
-        except OSError:
-            xattrs = ()
-        out[rel] = (st.st_mode, st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns,
-                    xattrs)
-        if stat.S_ISDIR(st.st_mode):
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
-            try:
-                names = sorted(os.listdir(fd))
-            finally:
-                os.close(fd)
-            for name in names:
-                visit(os.path.join(path, name), os.path.join(rel, name))
-
-    visit(root, ".")
-    return out
-
 
 def test_inspecting_an_nfs_export_overlay_changes_nothing() -> None:
     body = """

@@ -9,15 +9,11 @@ judge the whole namespace (its badge, its mount count).
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from hermetic import detach_inherited_sh
+from labkit import Lab, private_lab
 from tuikit import SIZE, run, screen_text, settle, wait_for
 
 from ovlinspect.tui.app import OvlInspectApp
@@ -40,36 +36,11 @@ exec sleep 1000
 """
 
 
-@dataclass
-class Lab:
-    pid: int
-    root: str
-
-    def nsenter(self, *argv: str) -> None:
-        """Run a command inside the lab's mount namespace (never the host's)."""
-        subprocess.run(["nsenter", "-t", str(self.pid), "-m", *argv], check=True, timeout=10)
-
-
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A private mount namespace: tmpfs on a fresh temp dir, two overlays in it."""
-    root = tempfile.mkdtemp(prefix="ovlinspect-tui-")
-    script = f"{detach_inherited_sh()}\n{SCRIPT}"
-    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "D": root})
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if line != "ready":
-            proc.wait(timeout=10)
-            err = proc.stderr.read() if proc.stderr else ""
-            pytest.fail(f"cannot build the private mount namespace: {err.strip()}")
-        yield Lab(proc.pid, root)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    with private_lab(SCRIPT, "ovlinspect-tui-") as built:
+        yield built
 
 
 def own_mounts(app: OvlInspectApp, lab: Lab) -> list[str]:
