@@ -16,7 +16,6 @@ from ovlinspect.engine.declared import parse_overlay
 from ovlinspect.engine.rules import shared_uppers, status
 from ovlinspect.engine.state import NamespaceContext, Outer
 from ovlinspect.host.fsindex import FsIndex
-from ovlinspect.host.nsroot import open_namespace_root
 from ovlinspect.host.processes import (
     CAP_DAC_READ_SEARCH,
     Group,
@@ -149,6 +148,8 @@ class Scanner:
         """Every process is chrooted: enter the namespace (setns in a forked child) for its own
         root and its whole mount table; else fall back to the chroot's view."""
         try:
+            from ovlinspect.host.nsroot import open_namespace_root  # rare: sockets, fork
+
             fd, text = open_namespace_root(pid)
         except OSError as exc:
             ns.notes.append("every process of this namespace is chrooted, and its own root could "

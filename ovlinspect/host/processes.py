@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import psutil
 
 from ovlinspect.model import Process
 from ovlinspect.mounts.mountinfo import MountEntry
@@ -102,54 +99,79 @@ class Group:
     unreadable: bool = False
 
 
-def processes(pids: Iterable[int] | None) -> list[psutil.Process]:
-    """Every process, or the given ones; a given pid that is gone or a zombie raises ScanError."""
+@dataclass(frozen=True)
+class ProcStat:
+    """What ``/proc/PID/stat`` says of a process: its comm, state letter and parent."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """The process's stat line, or None when it is gone (the comm may hold spaces and ')')."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read(4096)
+    except OSError:
+        return None
+    left, right = data.find(b"("), data.rfind(b")")
+    fields = data[right + 2:].split()
+    if left < 0 or right < left or len(fields) < 2:
+        return None
+    comm = data[left + 1:right].decode("utf-8", "surrogateescape")
+    return ProcStat(pid=pid, comm=comm, state=fields[0].decode("ascii", "replace"),
+                    ppid=int(fields[1]))
+
+
+def _gone(stat: ProcStat | None) -> bool:
+    """Gone, or a zombie or dead (its mount namespace is already released)."""
+    return stat is None or stat.state in ("Z", "X", "x")
+
+
+def processes(pids: Iterable[int] | None) -> list[ProcStat]:
+    """Every live process, or the given ones; a given pid that is gone or a zombie raises
+    ScanError.  Read straight from /proc (no psutil: start-up time matters)."""
     if pids is None:
-        return list(psutil.process_iter(["pid", "name"]))
+        out = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                stat = proc_stat(int(name))
+                if stat is not None and not _gone(stat):
+                    out.append(stat)
+        return out
     procs = []
     for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-        except psutil.NoSuchProcess:
-            raise ScanError(f"no such process: {pid}") from None
-        except psutil.Error as exc:
-            raise ScanError(f"cannot inspect process {pid}: {exc}") from None
-        if _exited(proc):
+        stat = proc_stat(pid)
+        if stat is None and not os.path.exists(f"/proc/{pid}"):
+            raise ScanError(f"no such process: {pid}")
+        if _gone(stat):
             raise ScanError(f"process {pid} has exited (no mount table left to inspect)")
-        procs.append(proc)
+        assert stat is not None
+        procs.append(stat)
     return procs
 
 
-def _exited(proc: psutil.Process) -> bool:
-    """Gone, or a zombie (its mount namespace is already released)."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:  # ZombieProcess is one too
-        return True
-    except psutil.Error:
-        return False
-
-
-def group_by_namespace(procs: list[psutil.Process], *, hash_unreadable: bool = True) -> list[Group]:
+def group_by_namespace(procs: list[ProcStat], *, hash_unreadable: bool = True) -> list[Group]:
     """Processes by mount namespace; unreadable ones by mountinfo hash (or dropped)."""
     groups: dict[tuple[str, int | str], Group] = {}
     for proc in procs:
-        try:
-            pid, name = proc.pid, proc.name()
-        except psutil.Error:
-            continue  # exited mid-scan
+        pid, name = proc.pid, proc.comm
         ns = ns_inode(pid)
         if ns is not None:
             key: tuple[str, int | str] = ("ns", ns)
         elif not hash_unreadable:
             continue
         else:
+            import hashlib  # only for namespaces that cannot be named (rare)
+
             # ns/mnt needs ptrace access; processes with identical mount tables share one.
             try:
                 digest = hashlib.sha1(read_text(f"/proc/{pid}/mountinfo").encode(
                     "utf-8", "surrogateescape")).hexdigest()[:16]
             except OSError:
-                continue
+                continue  # exited mid-scan
             key = ("mountinfo", digest)
         group = groups.setdefault(key, Group(key, ns, unreadable=ns is None))
         group.procs.append(Process(pid=pid, comm=name))
@@ -157,13 +179,12 @@ def group_by_namespace(procs: list[psutil.Process], *, hash_unreadable: bool = T
 
 
 def ancestors(pid: int) -> list[int]:
-    out = []
-    try:
-        proc = psutil.Process(pid)
-        for parent in proc.parents():
-            out.append(parent.pid)
-    except psutil.Error:
-        pass
+    """The parent, grandparent, ... of ``pid`` up to pid 1 (empty when it is gone)."""
+    out: list[int] = []
+    stat = proc_stat(pid)
+    while stat is not None and stat.ppid > 0 and len(out) < 4096:
+        out.append(stat.ppid)
+        stat = proc_stat(stat.ppid)
     return out
 
 

@@ -7,7 +7,6 @@ fs's own handle bytes.
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from dataclasses import dataclass
 
 from ovlinspect.kernel.syscalls import RawHandle
@@ -61,7 +60,8 @@ def format_uuid(raw: bytes | None) -> str | None:
     """A uuid as text; None when unknown.  A null uuid prints as all zeros."""
     if raw is None or len(raw) != 16:
         return None if raw is None else raw.hex()
-    return str(uuidlib.UUID(bytes=raw))
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_null_uuid(raw: bytes | None) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from importlib import resources
 from typing import Any
 
 from ovlinspect.model.types import (
@@ -318,6 +317,8 @@ def _layer_from_wire(d: Wire) -> Layer:
 
 def schema_text() -> str:
     """The JSON Schema (draft 2020-12) of the ``--json`` document, as shipped in the package."""
+    from importlib import resources  # only here: it pulls in pathlib, tempfile, hashlib...
+
     return resources.files("ovlinspect.model").joinpath("schema.json").read_text(encoding="utf-8")
 
 
