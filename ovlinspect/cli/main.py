@@ -32,6 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ovlinspect",
         description="Show what overlayfs mounts are really made of, proven with file handles. "
         "Run 'ovlinspect demo' for a self-contained lab.",
+        epilog="commands (each has its own --help): demo (a lab of every hazard), which (the "
+        "layer that serves a path), fds (the layers of a process's open files and watches), "
+        "diff (changes since the image), dump (what it takes to rebuild each overlay), restore "
+        "(rebuild one from a dump and verify it)",
     )
     parser.add_argument("--version", action="version", version=f"ovlinspect {__version__}")
     parser.add_argument("--pid", type=int, action="append", metavar="PID",

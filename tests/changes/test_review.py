@@ -1,0 +1,278 @@
+"""Second review of ``ovlinspect diff``: container-like histories against the naive oracle.
+
+Each scenario builds an overlay in a private (bare) mount namespace, makes a long sequence of
+changes through it as a container would, and mounts the lowers alone (read-only) for the
+oracle.  Tests that pass assert the exact truth; ``xfail(strict=True)`` tests assert the truth
+where the diff is wrong today (the reason names the cause).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from engine_kit import quiet_snapshot
+from oracle import content, naive
+from test_diff import MARK, changes_of, check_against_oracle, diff_json
+
+from scenario import run_cli, running
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to build overlay mounts")
+
+READY = 'echo "ready {\\"merged\\": \\"$T/m\\", \\"oracle\\": \\"$T/o\\"}"\nexec sleep 600\n'
+
+# Three lowers (whiteout over a file in the middle one), then a container's history: create,
+# modify, delete, recreate a name as another type, rename a file then modify it, rename a dir
+# twice, move a merged dir into a new dir and write below it, delete a renamed dir, hard link
+# across dirs, a symlink replaced by a dir, chmod of a dir, a fifo.
+HISTORY = r"""
+mkdir -p $T/l1 $T/l2 $T/l3 $T/u $T/w $T/m $T/o
+cd $T/l3; mkdir -p a/b/c d1/x d2 hl sd; echo 3 > a/b/c/f; echo 3 > d1/x/f; echo 3 > file3
+echo 3 > hl/h; echo 3 > typechg; ln -s file3 symd; echo 3 > sd/x; echo 3 > ww
+cd $T/l2; mkdir -p a/b d2/y; echo 2 > a/b/g; echo 2 > d2/y/f; mknod ww c 0 0; echo 2 > file2
+cd $T/l1; mkdir -p a; echo 1 > a/h; echo 1 > file1; echo 1 > rn
+mount -t overlay overlay -o lowerdir=$T/l1:$T/l2:$T/l3,upperdir=$T/u,workdir=$T/w@OPTS@ $T/m
+mount -t overlay overlay -o ro,lowerdir=$T/l1:$T/l2:$T/l3 $T/o
+cd $T/m
+echo n > new; echo m >> file1; rm file2; rm file3; mkdir file3; echo z > file3/in
+rm typechg; ln -s nowhere typechg
+mv rn rn2; echo more >> rn2
+mv d1 d1b; mv d1b d1c
+mkdir nd; mv a nd/a2; echo q > nd/a2/b/new
+mv d2 d2r; rm -rf d2r
+ln hl/h hlink2; echo w >> hlink2
+rm symd; mkdir symd; echo s > symd/s
+chmod 700 sd
+mknod ww2 p
+cd /
+""" + READY
+
+# Expected marks whatever the options (renamed directories aside).
+HISTORY_COMMON = {
+    "/file1": "changed", "/file2": "deleted", "/file3": "changed", "/file3/in": "added",
+    "/new": "added", "/rn": "deleted", "/rn2": "added", "/sd": "changed", "/symd": "changed",
+    "/symd/s": "added", "/typechg": "changed", "/ww2": "added", "/hl": "changed",
+    "/hlink2": "added", "/a": "deleted", "/d1": "deleted", "/d2": "deleted", "/nd": "added",
+}
+
+
+@pytest.mark.parametrize("opts", [",redirect_dir=on", "", ",metacopy=on",
+                                  ",redirect_dir=on,index=on,xino=on"])
+def test_container_history_matches_the_oracle(opts: str) -> None:
+    with running(HISTORY.replace("@OPTS@", opts), bare=True) as sc:
+        redirects = "redirect_dir=on" in opts or "metacopy=on" in opts
+        renames = {"/d1c": "/d1", "/nd/a2": "/a"} if redirects else {}
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"], renames)
+    kinds = {c["path"]: c["kind"] for c in changes}
+    types = {c["path"]: c["type"] for c in changes}
+    for path, kind in HISTORY_COMMON.items():
+        assert kinds[path] == kind, (path, kinds.get(path))
+    assert types["/file3"] == "dir" and types["/typechg"] == "symlink"
+    assert types["/file2"] == "file" and types["/ww2"] == "other"
+    assert "/ww" not in kinds  # the middle layer's whiteout: not a change of this container
+    assert kinds["/hl/h"] == "changed"  # written through its other name
+    if redirects:
+        assert kinds["/d1c"] == kinds["/nd/a2"] == "renamed"
+        assert kinds["/nd/a2/b"] == "changed" and kinds["/nd/a2/b/new"] == "added"
+        assert "/d1c/x" not in kinds and "/nd/a2/h" not in kinds
+    else:  # copied up whole: everything below is new
+        assert kinds["/d1c"] == kinds["/d1c/x/f"] == kinds["/nd/a2/h"] == "added"
+
+
+# Two commits: the first upper (with redirects, opaque dirs and whiteouts) becomes a lower of
+# the next container, which renames a renamed dir again, moves one back, re-creates deleted
+# names and rebuilds an opaque dir.
+STACKED = r"""
+mkdir -p $T/b $T/u1 $T/w1 $T/u2 $T/w2 $T/m $T/o
+cd $T/b; mkdir -p a/b/c d1/x keep/k2 op/o2 gone z; echo b > a/b/c/f; echo b > a/top
+echo b > d1/x/f; echo b > keep/k2/f; echo b > op/o2/f; echo b > op/f; echo b > gone/f
+echo b > rmf; echo b > z/zf
+mount -t overlay overlay -o lowerdir=$T/b,upperdir=$T/u1,workdir=$T/w1,redirect_dir=on $T/m
+cd $T/m; mv a a2; mv d1 keep/d1m; rm -rf op; mkdir op; echo 1 > op/new; rm rmf; rm -rf gone
+echo 1 > a2/b/c/f1; mkdir z/nz; echo 1 > z/nz/f
+cd /; umount $T/m
+mount -t overlay overlay -o lowerdir=$T/u1:$T/b,upperdir=$T/u2,workdir=$T/w2@OPTS@ $T/m
+mount -t overlay overlay -o ro,lowerdir=$T/u1:$T/b $T/o
+cd $T/m; mv a2 a3; echo 2 > a3/b/c/f2; rm a3/top; mv keep/d1m d1back; echo 2 > d1back/x/g
+echo 2 > rmf; mkdir gone; echo 2 > gone/g; rm -rf op; mkdir op; echo 2 > op/o2; mv z z2
+rm -rf z2/nz; mkdir -p z2/nz; echo 2 > z2/nz/g
+cd /
+""" + READY
+
+
+def test_stacked_commit_with_redirects_in_the_lowers_matches_the_oracle() -> None:
+    with running(STACKED.replace("@OPTS@", ",redirect_dir=on"), bare=True) as sc:
+        renames = {"/a3": "/a2", "/d1back": "/keep/d1m", "/z2": "/z"}
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"], renames)
+    assert [(c["path"], c["kind"][0].upper()) for c in changes] == [
+        ("/a2", "D"), ("/a3", "R"), ("/a3/b", "C"), ("/a3/b/c", "C"), ("/a3/b/c/f2", "A"),
+        ("/a3/top", "D"), ("/d1back", "R"), ("/d1back/x", "C"), ("/d1back/x/g", "A"),
+        ("/gone", "A"), ("/gone/g", "A"), ("/keep", "C"), ("/keep/d1m", "D"), ("/op", "C"),
+        ("/op/new", "D"), ("/op/o2", "A"), ("/rmf", "A"), ("/z", "D"), ("/z2", "R"),
+        ("/z2/nz", "C"), ("/z2/nz/f", "D"), ("/z2/nz/g", "A")]
+
+
+def test_stacked_commit_without_redirects_matches_the_oracle() -> None:
+    with running(STACKED.replace("@OPTS@", ""), bare=True) as sc:
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"])
+    kinds = {c["path"]: c["kind"] for c in changes}
+    assert kinds["/a3"] == kinds["/a3/b/c/f1"] == kinds["/z2/zf"] == "added"
+    assert kinds["/keep/d1m"] == kinds["/z"] == kinds["/a2"] == "deleted"
+
+
+# composefs-like: metacopy lowers whose data is in data-only layers (the second data layer
+# holds one blob), then chown (metacopy copy-up), a write (full copy-up from the data layer),
+# a renamed dir with a chmod inside, a moved metacopy file.
+DATA_ONLY = r"""
+mkdir -p $T/l0/d $T/l1 $T/d0/blobs $T/d1/blobs $T/u $T/w $T/m $T/o
+cd $T
+printf data1 > d0/blobs/b1; printf data3 > d0/blobs/b3; printf data2 > d1/blobs/b2
+echo l1 > l1/plain
+"$PY" - <<'PYEOF'
+import os
+from ovlinspect.kernel.mountapi import overlay_new_api
+def mc(p, r):
+    open(p, "w").close(); os.truncate(p, 5)
+    os.setxattr(p, "trusted.overlay.metacopy", b""); os.setxattr(p, "trusted.overlay.redirect", r)
+mc("l0/mc", b"/blobs/b1"); mc("l0/mc2", b"/blobs/b2"); mc("l0/d/mc3", b"/blobs/b3")
+mc("l0/mc4", b"/blobs/b1")
+t = os.getcwd()
+overlay_new_api(f"{t}/m", lowers=[f"{t}/l0", f"{t}/l1"], datas=[f"{t}/d0", f"{t}/d1"],
+                upper=f"{t}/u", work=f"{t}/w",
+                strings={"metacopy": "on", "redirect_dir": "on"@IDX@})
+overlay_new_api(f"{t}/o", lowers=[f"{t}/l0", f"{t}/l1"], datas=[f"{t}/d0", f"{t}/d1"],
+                strings={"metacopy": "on", "redirect_dir": "follow"}, flags=["ro"])
+PYEOF
+cd $T/m
+chown 1:1 mc; echo more >> mc2; mv d d2; chmod 600 d2/mc3; mv mc4 mc4b; chmod 600 mc4b
+cd /
+""" + READY
+
+
+@pytest.mark.parametrize("index", ["", ', "index": "on"'])
+def test_data_only_layers_after_chown_write_and_renames(index: str) -> None:
+    body = f'PY="{sys.executable}"\n' + DATA_ONLY.replace("@IDX@", index)
+    with running(body, bare=True) as sc:
+        changes = changes_of(diff_json(sc.pid, sc.info["merged"]))
+        root = f"/proc/{sc.pid}/root"
+        want = naive(root + sc.info["merged"], root + sc.info["oracle"], {"/d2": "/d"})
+        want.pop("/d2")
+        assert {c["path"]: MARK[c["kind"]] for c in changes if c["kind"] != "renamed"} == want
+        for new, old in (("/mc", "/mc"), ("/d2/mc3", "/d/mc3")):  # M: the data is the lower's
+            assert content(root + sc.info["merged"] + new) == content(
+                root + sc.info["oracle"] + old)
+    assert [(c["path"], c["kind"], c["from"]) for c in changes] == [
+        ("/d", "deleted", None), ("/d2", "renamed", "/d"), ("/d2/mc3", "metadata", None),
+        ("/mc", "metadata", None), ("/mc2", "changed", None), ("/mc4", "deleted", None),
+        ("/mc4b", "added", None)]
+
+
+def test_diff_reads_nothing_it_should_not_change() -> None:
+    body = f'PY="{sys.executable}"\n' + DATA_ONLY.replace("@IDX@", ', "index": "on"')
+    with running(body, bare=True) as sc:
+        seen = f"/proc/{sc.pid}/root{sc.tmp}"
+        dirs = ("l0", "l1", "d0", "d1", "u", "w")
+        before = {d: quiet_snapshot(f"{seen}/{d}") for d in dirs}
+        diff_json(sc.pid, sc.info["merged"])
+        run_cli("diff", "--pid", str(sc.pid))
+        run_cli("which", "--pid", str(sc.pid), f"{sc.tmp}/m/d2/mc3", f"{sc.tmp}/m/mc",
+                f"{sc.tmp}/m/mc2", f"{sc.tmp}/m/d", "--json", check_rc=None)
+        assert {d: quiet_snapshot(f"{seen}/{d}") for d in dirs} == before
+
+
+# ``rm -rf d && mkdir -p d/a/b`` (a Dockerfile classic): the upper ``d`` is opaque, but the new
+# ``d/a`` and ``d/a/b`` below it are not; the lower ``d/a`` is hidden by ``d``'s opacity, so
+# everything the lower ``d/a`` held is deleted.
+OPAQUE_PARENT = r"""
+mkdir -p $T/l/d/a/b $T/u $T/w $T/m $T/o
+echo k > $T/l/d/a/keep; echo f > $T/l/d/a/b/f; echo x > $T/l/d/x
+mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w@OPTS@ $T/m
+mkdir $T/o2; mount -t overlay overlay -o ro,lowerdir=$T/l:$T/o2 $T/o
+cd $T/m; rm -rf d; mkdir -p d/a/b; echo g > d/a/b/g
+cd /
+""" + READY
+
+
+@pytest.mark.xfail(strict=True, reason="changes/walk.py:180-196: below an opaque upper dir the "
+                   "child is looked up in the opaque dir's lower stack and only its own opaque "
+                   "xattr decides whether hidden lower entries are listed, so lower entries "
+                   "under a non-opaque child of an opaque dir are never reported deleted")
+@pytest.mark.parametrize("opts", ["", ",redirect_dir=on"])
+def test_plain_dir_below_an_opaque_dir_hides_the_lower_contents(opts: str) -> None:
+    with running(OPAQUE_PARENT.replace("@OPTS@", opts), bare=True) as sc:
+        root = f"/proc/{sc.pid}/root{sc.info['merged']}"
+        assert sorted(os.listdir(f"{root}/d/a")) == ["b"]  # the kernel hides keep
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"])
+    assert [(c["path"], c["kind"]) for c in changes] == [
+        ("/d", "changed"), ("/d/a", "changed"), ("/d/a/b", "changed"), ("/d/a/b/f", "deleted"),
+        ("/d/a/b/g", "added"), ("/d/a/keep", "deleted"), ("/d/x", "deleted")]
+
+
+# index=on: a hard link's other name is served from the index entry (work/index), an upper
+# inode, so writing through one name changes what the other name reads.
+INDEX_LINK = r"""
+mkdir -p $T/l $T/u $T/w $T/m $T/o
+echo l > $T/l/h1; ln $T/l/h1 $T/l/h2
+mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w,index=on@OPTS@ $T/m
+mkdir $T/o2; mount -t overlay overlay -o ro,lowerdir=$T/l:$T/o2 $T/o
+echo more >> $T/m/h1
+""" + READY
+
+
+@pytest.mark.xfail(strict=True, reason="changes/walk.py walks only the upper dir: a lower-only "
+                   "name served from work/index (index=on hard link copied up through another "
+                   "name) changed content but is not listed")
+def test_hard_link_served_from_the_index_is_changed() -> None:
+    with running(INDEX_LINK.replace("@OPTS@", ""), bare=True) as sc:
+        root = f"/proc/{sc.pid}/root{sc.info['merged']}"
+        with open(f"{root}/h2", "rb") as handle:
+            assert handle.read() == b"l\nmore\n"  # the other name changed too
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"])
+    assert [(c["path"], c["kind"]) for c in changes] == [("/h1", "changed"), ("/h2", "changed")]
+
+
+def test_text_and_json_agree_on_the_history() -> None:
+    with running(HISTORY.replace("@OPTS@", ",redirect_dir=on"), bare=True) as sc:
+        doc = changes_of(diff_json(sc.pid, sc.info["merged"]))
+        text = run_cli("diff", "--pid", str(sc.pid), sc.info["merged"]).stdout.splitlines()
+    want = [f"R {c['from']} -> {c['path']}" if c["kind"] == "renamed"
+            else f"{c['kind'][0].upper()} {c['path']}" for c in doc]
+    assert text == want
+
+
+# A subdirectory of an overlay bound elsewhere (its own mount, root ``/sub``): a directory moved
+# into it from outside the bound subtree has an absolute redirect to ``/x``, which is not a
+# path of this mount.
+BOUND = r"""
+mkdir -p $T/l/sub/in $T/l/x/xx $T/u $T/w $T/m $T/b
+echo s > $T/l/sub/in/f; echo x > $T/l/x/xx/f; echo k > $T/l/sub/k
+mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w,redirect_dir=on $T/m
+mv $T/m/x $T/m/sub/x2; mv $T/m/sub/in $T/m/sub/in2; rm $T/m/sub/k; echo n > $T/m/sub/new
+mount --bind $T/m/sub $T/b
+echo "ready {\"merged\": \"$T/m\", \"bound\": \"$T/b\"}"
+exec sleep 600
+"""
+
+
+def test_overlay_root_and_bound_subdirectory() -> None:
+    with running(BOUND, bare=True) as sc:
+        whole = changes_of(diff_json(sc.pid, sc.info["merged"]))
+        bound = changes_of(diff_json(sc.pid, sc.info["bound"]))
+    assert [(c["path"], c["kind"], c["from"]) for c in whole] == [
+        ("/sub", "changed", None), ("/sub/in", "deleted", None),
+        ("/sub/in2", "renamed", "/sub/in"), ("/sub/k", "deleted", None),
+        ("/sub/new", "added", None), ("/sub/x2", "renamed", "/x"), ("/x", "deleted", None)]
+    inside = [(c["path"], c["kind"], c["from"]) for c in bound if c["path"] != "/x2"]
+    assert inside == [("/in", "deleted", None), ("/in2", "renamed", "/in"),
+                      ("/k", "deleted", None), ("/new", "added", None)]
+
+
+@pytest.mark.xfail(strict=True, reason="changes/walk.py:70-77 (_shown): a redirect to a lower "
+                   "path outside the bound subdirectory is printed unchanged, so 'R /x -> /x2' "
+                   "names /x of the bound mount (its /sub/x), which never existed")
+def test_dir_moved_into_a_bound_subdirectory_from_outside_it() -> None:
+    with running(BOUND, bare=True) as sc:
+        bound = changes_of(diff_json(sc.pid, sc.info["bound"]))
+    x2 = next(c for c in bound if c["path"] == "/x2")
+    assert (x2["kind"], x2["from"]) != ("renamed", "/x")
