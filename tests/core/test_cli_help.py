@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from scenario import run_cli
 
 from ovlinspect.cli.main import SUBCOMMANDS, build_parser
+
+from scenario import run_cli
 
 
 def test_main_help_lists_every_subcommand() -> None:
