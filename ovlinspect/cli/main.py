@@ -191,9 +191,9 @@ def _print_report(args: argparse.Namespace, result: object) -> int:
 def _write_report(args: argparse.Namespace, result: Scan,
                   bad: list[tuple[Overlay, Hazard]]) -> None:
     if args.json:
-        from ovlinspect.report.jsonreport import dumps
+        from ovlinspect.report.jsonreport import write_scan
 
-        sys.stdout.write(dumps(result) + "\n")
+        write_scan(result, sys.stdout)
     elif args.plain:
         from ovlinspect.report.plain import print_scan
 

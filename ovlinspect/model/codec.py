@@ -113,11 +113,12 @@ def scan_to_wire(scan: Scan) -> Wire:
         "source": text_to_wire(scan.source),
         "privileges": _texts(scan.privileges),
         "errors": _texts(scan.errors),
-        "namespaces": [_namespace_to_wire(ns) for ns in scan.namespaces],
+        "namespaces": [namespace_to_wire(ns) for ns in scan.namespaces],
     }
 
 
-def _namespace_to_wire(ns: Namespace) -> Wire:
+def namespace_to_wire(ns: Namespace) -> Wire:
+    """One namespace of the ``--json`` document."""
     return {
         "mnt_ns": ns.mnt_ns,
         "root_pid": ns.root_pid,

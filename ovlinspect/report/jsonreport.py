@@ -11,13 +11,18 @@ Output is pure ASCII and the same whether or not stdout is a terminal.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from json.encoder import encode_basestring_ascii as _str
-from typing import Any
+from typing import Any, TextIO
 
 from ovlinspect.model import Overlay, Scan
-from ovlinspect.model.codec import overlay_to_wire, scan_to_wire
+from ovlinspect.model.codec import namespace_to_wire, overlay_to_wire, scan_to_wire
 
-__all__ = ["dumps", "encode", "overlay_dict"]
+__all__ = ["dumps", "encode", "overlay_dict", "write_scan"]
+
+FLUSH = 1 << 16
+"""Bytes of output buffered before ``write_scan`` hands them to the stream."""
 
 _inline = json.JSONEncoder(ensure_ascii=True, check_circular=False, allow_nan=False,
                            separators=(", ", ": ")).encode
@@ -33,6 +38,44 @@ def dumps(scan: Scan) -> str:
     return encode(scan_to_wire(scan))
 
 
+class _Each:
+    """A list written item by item as its items are made: never held whole."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+
+class _Sink(list[str]):
+    """``out`` for :func:`_write` that passes text on to a stream in chunks."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.size = 0
+
+    def append(self, text: str) -> None:  # type: ignore[override]
+        super().append(text)
+        self.size += len(text)
+        if self.size >= FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write("".join(self))
+        self.clear()
+        self.size = 0
+
+
+def write_scan(scan: Scan, stream: TextIO) -> None:
+    """``dumps(scan)`` and a newline, written namespace by namespace: memory stays bounded by
+    one namespace's document, not the host's (a busy host's report is tens of megabytes)."""
+    doc = scan_to_wire(replace(scan, namespaces=[]))
+    doc["namespaces"] = _Each(namespace_to_wire(ns) for ns in scan.namespaces)
+    sink = _Sink(stream)
+    _write(doc, sink, "\n")
+    sink.append("\n")
+    sink.flush()
+
+
 def encode(document: Any) -> str:
     """``document`` (plain JSON types) as indented ASCII JSON, flat containers inline."""
     out: list[str] = []
@@ -42,7 +85,7 @@ def encode(document: Any) -> str:
 
 def _flat(items: Any) -> bool:
     """No nested object or list: written on one line."""
-    return not any(isinstance(item, (dict, list)) for item in items)
+    return not any(isinstance(item, (dict, list, _Each)) for item in items)
 
 
 def _write(value: Any, out: list[str], newline: str) -> None:
@@ -66,6 +109,14 @@ def _write(value: Any, out: list[str], newline: str) -> None:
                 _write(item, out, inner)
             sep = "," + inner
         out.append(newline + "}")
+    elif isinstance(value, _Each):
+        inner = newline + "  "
+        sep = "[" + inner
+        for item in value.items:
+            out.append(sep)
+            _write(item, out, inner)
+            sep = "," + inner
+        out.append("[]" if sep.startswith("[") else newline + "]")
     elif isinstance(value, list):
         if _flat(value):
             out.append(_inline(value))

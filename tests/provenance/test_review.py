@@ -441,3 +441,51 @@ def test_watch_after_an_editor_save_names_the_backup() -> None:
     assert v["layer"] is None or where(v) == ("upper", 0, f"{t}/u/v~"), where(v)
     assert z["layer"] is None or where(z) == ("upper", 0, f"{t}/u/z~"), where(z)
     assert not (v["path"] == f"{t}/m/v" and v["copied_up"])  # the new v is no copy of l/v
+
+
+# A process chrooted into an overlay (build roots, rescue shells): same mount namespace, its root
+# is the merged dir.  /proc/PID/fd/N then reads as the HOST path of the object.
+CHROOT = r"""
+mkdir -p $T/l1/etc $T/l1/usr $T/l1/proc $T/l1/data $T/l1/tmp $T/u $T/w $T/m
+for d in bin lib lib64 sbin; do [ -e /$d ] && ln -s usr/$d $T/l1/$d; done
+echo a > $T/l1/etc/conf; echo d > $T/l1/data/f
+mount -t overlay overlay -o lowerdir=$T/l1,upperdir=$T/u,workdir=$T/w $T/m
+echo changed > $T/m/etc/conf
+mount --rbind /usr $T/m/usr
+cat > $T/m/tmp/h.py <<'PYEOF'
+import json, os, time
+f = {"conf": os.open("/etc/conf", os.O_RDONLY), "data": os.open("/data/f", os.O_RDONLY)}
+print("ready " + json.dumps(f), flush=True)
+time.sleep(600)
+PYEOF
+cd /
+exec chroot $T/m /usr/bin/python3 /tmp/h.py
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+def test_chrooted_process_which_by_its_own_paths() -> None:
+    with running(CHROOT, bare=True) as sc:
+        t = str(sc.tmp)
+        got = which_json(sc.pid, "/etc/conf", "/data/f")
+    assert got["errors"] == []
+    assert where(got["/etc/conf"]) == ("upper", 0, f"{t}/u/etc/conf")
+    assert ref(got["/etc/conf"]["origin"]) == ("lower", 0, f"{t}/l1/etc/conf")
+    assert where(got["/data/f"]) == ("lower", 0, f"{t}/l1/data/f")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+@pytest.mark.xfail(strict=True, reason="provenance/fds.py:_fd (195-212): readlink of "
+                   "/proc/PID/fd/N of a chrooted process is the host path, which rel_in() "
+                   "cannot place under the mount point of the process's view ('/'), so every fd "
+                   "falls to by_handle(); a copied-up file's handle names its lower ORIGIN and "
+                   "is reported as the lower object, proven")
+def test_chrooted_process_fd_on_a_copied_up_file_is_the_upper() -> None:
+    with running(CHROOT, bare=True) as sc:
+        t = str(sc.tmp)
+        fds = {r["fd"]: r for r in fds_json(sc.pid)["fds"]}
+        with open(f"/proc/{sc.pid}/fd/{sc.info['conf']}", "rb") as handle:
+            assert handle.read() == b"changed\n"
+    assert where(fds[sc.info["data"]]) == ("lower", 0, f"{t}/l1/data/f")
+    conf = fds[sc.info["conf"]]
+    assert conf["layer"] is None or where(conf) == ("upper", 0, f"{t}/u/etc/conf"), where(conf)
