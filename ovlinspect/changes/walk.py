@@ -115,13 +115,37 @@ class Walker:
             if self.prefix:
                 return None
             raise FileNotFoundError(2, "the upper's root cannot be opened")
-        found = self.lowers.at(self.prefix) if self.prefix else None
-        stack = found.dirs if found else ([] if self.prefix else self.lowers.root())
+        lower, stack, opaque = self._prefix_lowers() if self.prefix else (
+            "", self.lowers.root(), False)
         try:
-            return self._open(fd, "", self.prefix, stack, False)
+            return self._open(fd, "", lower, stack, opaque)
         except BaseException:
             os.close(fd)
             raise
+
+    def _prefix_lowers(self) -> tuple[str, Stack, bool]:
+        """Where the lowers of a bound subdirectory are, as the kernel finds them: component by
+        component through the upper, following its redirects and stopping at opaque dirs."""
+        frame = _Dir(fd=-1, path="", lower="", stack=self.lowers.root(), opaque=False,
+                     items=iter(()))
+        upper_rel = ""
+        for part in [p for p in self.prefix.split("/") if p]:
+            xs = read_xattrs(f"/proc/self/fd/{self.src.upper}/{join(upper_rel, part)}"
+                             if upper_rel else f"/proc/self/fd/{self.src.upper}/{part}",
+                             self.src.xattr)
+            upper_rel = join(upper_rel, part)
+            redirect = xs.get("redirect")
+            if frame.opaque:
+                lower, found = join(frame.lower, part), None
+            elif redirect:
+                lower = self._redirected(frame, os.fsdecode(redirect))
+                found = self.lowers.at(lower)
+            else:
+                lower = join(frame.lower, part)
+                found = self.lowers.child(frame.stack, part) if frame.stack else None
+            frame = _Dir(fd=-1, path="", lower=lower, stack=found.dirs if found else [],
+                         opaque=frame.opaque or xs.get("opaque") == b"y", items=iter(()))
+        return frame.lower, frame.stack, frame.opaque
 
     def changes(self) -> Iterator[Change]:
         """Every change, in path order.  Raises OSError when the upper cannot be read."""
@@ -193,7 +217,12 @@ class Walker:
             return change, None  # another filesystem mounted on it, or gone: not the upper's
         stack = found.dirs if found is not None else []
         try:
-            child = self._open(child_fd, path, lower, stack, xs.get("opaque") == b"y")
+            # Below an opaque directory the kernel looks nothing up in the lowers: every
+            # directory there is opaque too, and what the lowers hold below it is deleted;
+            # except a redirected one, which is looked up afresh at its redirect's target.
+            inherited = frame.opaque and not (redirect and is_dir)
+            child = self._open(child_fd, path, lower, stack,
+                               inherited or xs.get("opaque") == b"y")
         except BaseException:
             os.close(child_fd)
             raise

@@ -194,10 +194,6 @@ cd /
 """ + READY
 
 
-@pytest.mark.xfail(strict=True, reason="changes/walk.py:180-196: below an opaque upper dir the "
-                   "child is looked up in the opaque dir's lower stack and only its own opaque "
-                   "xattr decides whether hidden lower entries are listed, so lower entries "
-                   "under a non-opaque child of an opaque dir are never reported deleted")
 @pytest.mark.parametrize("opts", ["", ",redirect_dir=on"])
 def test_plain_dir_below_an_opaque_dir_hides_the_lower_contents(opts: str) -> None:
     with running(OPAQUE_PARENT.replace("@OPTS@", opts), bare=True) as sc:
@@ -299,10 +295,6 @@ def test_renamed_directory_seen_from_the_overlay_root() -> None:
         ("/sub2/k", "deleted", None), ("/sub2/new", "added", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="changes/walk.py:_root (110-121): the bound root's lower "
-                   "stack is looked up at the prefix path itself (lowers.at('sub2')), ignoring "
-                   "the upper's redirect on sub2 (-> sub): the lowers seem empty, so a changed "
-                   "file is 'A' and a deletion (whiteout) is dropped")
 def test_bound_renamed_directory() -> None:
     with running(BOUND_RENAMED, bare=True) as sc:
         bound = changes_of(diff_json(sc.pid, sc.info["bound"]))
