@@ -163,13 +163,33 @@ def data_of(session: Session, start: Hit, below: list[Hit]) -> Hit | None:
     return None
 
 
+def _lower_dir(layer: LayerDir, rel_dir: str, prefix: str) -> str:
+    """Where the directory ``rel_dir`` of ``layer`` takes its lower contents from: its path with
+    each component's redirect applied (absolute from the layer root, or a name in the parent's
+    lower directory)."""
+    lower = ""
+    upper = ""
+    for part in [p for p in rel_dir.split("/") if p]:
+        upper = posixpath.join(upper, part)
+        found = examine(layer.fd, upper, prefix) if layer.fd is not None else None
+        redirect = found[1].redirect if found is not None else None
+        if redirect and redirect.startswith("/"):
+            lower = redirect.strip("/")
+        else:
+            lower = posixpath.join(lower, redirect or part)
+    return lower
+
+
 def _next_by_redirect(session: Session, cur: Hit, prefix: str) -> Hit | None:
     redirect = cur.private.redirect
     if redirect and redirect.startswith("/"):
         path = redirect.strip("/")
         layers = session.layers()
     else:
-        path = posixpath.join(posixpath.dirname(cur.rel), redirect) if redirect else cur.rel
+        # A relative redirect is a name in the parent's LOWER directory, which a renamed parent
+        # (its own redirect) moves away from the parent's upper path.
+        parent = _lower_dir(cur.layer, posixpath.dirname(cur.rel), prefix)
+        path = posixpath.join(parent, redirect) if redirect else cur.rel
         layers = list(session.positions)
     if cur.layer not in layers:
         return None

@@ -220,9 +220,6 @@ def test_hard_link_served_from_a_metacopy_index_entry(meta: Scenario) -> None:
     assert _served_content_agrees(sc, h2)
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/walk.py:172: a metacopy file's RELATIVE "
-                   "redirect is joined to its upper parent path (dm2), not to the parent's lower "
-                   "path (dm, the renamed dir's redirect): the data is reported not found")
 def test_metacopy_file_renamed_inside_a_renamed_dir_finds_its_data(meta: Scenario) -> None:
     sc, t = meta, str(meta.tmp)
     g2 = which_json(sc.pid, f"{t}/m/dm2/g2")[f"{t}/m/dm2/g2"]
