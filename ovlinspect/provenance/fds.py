@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ovlinspect.host.processes import why_hidden
@@ -22,11 +23,12 @@ from ovlinspect.kernel.handles import OVL_FILEID_V1, OverlayFid, decode_overlay_
 from ovlinspect.kernel.objects import lookup
 from ovlinspect.kernel.syscalls import RawHandle
 from ovlinspect.mounts.overlayopts import parse_overlay_options
-from ovlinspect.provenance.classify import classify, kind_of, locate, overlay_fid
+from ovlinspect.provenance.classify import classify, encodable, kind_of, locate, overlay_fid
 from ovlinspect.provenance.result import (
     FdRecord,
     FdsReport,
     Method,
+    ObjectRef,
     Provenance,
     Strength,
     WatchRecord,
@@ -209,8 +211,32 @@ def _fd(ins: Inspector, pid: int, fd: int, mnt_id: int,
                 cache[key] = found
                 return found
         fid = overlay_fid(obj) if not os.path.isdir(f"/proc/self/fd/{obj}") else None
-        found = by_handle(session, path, fid, "the fd's path no longer names its object")
+
+        def same_fd(merged: int) -> bool:
+            got = os.fstat(merged)
+            return (got.st_dev, got.st_ino) == (st.st_dev, st.st_ino)
+
+        found = by_origin(session, path, fid, same_fd, "the fd's path no longer names its object")
         found.kind = kind_of(st)
+        if found.layer is None and found.origin is not None and st.st_nlink == 0:
+            # The overlay never unlinks a lower object: a deleted object with a lower origin is
+            # an upper copy (copied up, then deleted), still open through this fd.
+            found.layer = ObjectRef("upper", 0, None)
+            found.copied_up = True
+            found.note("deleted: the upper copy, unlinked while open")
+        elif found.layer is None and found.origin is not None and path.endswith(" (deleted)"):
+            # Its name was deleted (a whiteout) while its inode is still linked: the lower
+            # object itself, never copied up (a renamed copy would show its new name).
+            # With index=on an upper copy keeps a link in work/index, so only without it is
+            # this proven.
+            indexed = parse_overlay_options(session.entry.super_options)[0].flags.get(
+                "index") == "on"
+            found.layer = found.origin
+            found.method = Method.OBJECT_HANDLE
+            found.strength = Strength.LIKELY if indexed else Strength.PROVEN
+            found.note("its merged name was deleted; it is the lower object it names"
+                       + (" (index=on: unless an upper copy is still linked in the index)"
+                          if indexed else ""))
         return found
     finally:
         os.close(obj)
@@ -250,6 +276,50 @@ def by_handle(session: Session, path: str, fid: OverlayFid | None, why: str) -> 
     return p
 
 
+def by_origin(session: Session, path: str, fid: OverlayFid | None,
+              same: Callable[[int], bool], why: str,
+              ref: ObjectRef | None = None, dirs_safe: bool = False) -> Provenance:
+    """Place an object known only by its overlay handle.  A copied-up object's handle names its
+    lower origin (KERNEL-NOTES), so the handle alone cannot tell the lower object from an upper
+    copy of it: the merged object at the origin's path is classified only when ``same`` proves
+    it is this very object; otherwise the layer is unknown and the origin is said."""
+    if fid is None or fid.upper:
+        return by_handle(session, path, fid, why)
+    ref = ref or locate(session, fid.uuid, fid.type, fid.fid)
+    if ref is None or ref.role is None or ref.real_path is None:
+        return by_handle(session, path, fid, why)
+    layer_root = next((x.real_path for x in session.layers()
+                       if (x.role, x.index) == (ref.role, ref.index)), None)
+    if layer_root is None:
+        return by_handle(session, path, fid, why)
+    rel = ref.real_path[len(layer_root):].lstrip("/")
+    shown = _shown(session, rel)
+    inner = rel[len(session.prefix):].lstrip("/") if session.prefix else rel
+    merged = lookup(session.root_fd, inner) if session.root_fd is not None and shown else None
+    try:
+        if merged is not None and (dirs_safe or encodable_merged(session, rel, merged)) \
+                and same(merged):
+            found = classify(session, rel, shown or ref.real_path, merged, fid=fid)
+            if found is not None and found.kind != "whiteout":
+                return found
+    finally:
+        if merged is not None:
+            os.close(merged)
+    entry = session.entry
+    p = Provenance(path=path, mount_point=entry.mount_point, mount_id=entry.mount_id,
+                   kind="other")
+    p.origin = ref
+    p.note(f"{why}: its handle names {ref.label} {ref.real_path}, which it is, or was copied up "
+           "from (then renamed, replaced or deleted); the merged tree no longer shows it there, "
+           "so its layer is not known")
+    return p
+
+
+def encodable_merged(session: Session, rel: str, merged: int) -> bool:
+    """The merged object may be encoded (never a directory below the overlay's root)."""
+    return encodable(session, rel, os.fstat(merged))
+
+
 def _watch(ins: Inspector, watch: Watch, report: FdsReport) -> Provenance | None:
     """A watch: its overlay (by ``sdev``), then its handle decoded into a layer; when the merged
     tree still serves that name, the full classification (copied up or not)."""
@@ -266,23 +336,15 @@ def _watch(ins: Inspector, watch: Watch, report: FdsReport) -> Provenance | None
     ref = locate(session, fid.uuid, fid.type, fid.fid)
     if ref is None or ref.role is None or ref.real_path is None:
         return by_handle(session, entries[0].mount_point, fid, "watched object")
-    layer_root = next(x.real_path for x in session.layers()
-                      if (x.role, x.index) == (ref.role, ref.index))
-    assert layer_root is not None
-    rel = ref.real_path[len(layer_root):].lstrip("/")
-    shown = _shown(session, rel)
-    inner = rel[len(session.prefix):].lstrip("/") if session.prefix else rel
-    merged = lookup(session.root_fd, inner) if session.root_fd is not None and shown else None
-    try:
-        found = classify(session, rel, shown or ref.real_path, merged, fid=fid)
-    finally:
-        if merged is not None:
-            os.close(merged)
-    if found is None or found.kind == "whiteout":
-        p = by_handle(session, shown or ref.real_path, fid,
-                      "the watched object's name is no longer in the merged tree")
-        return p
-    return found
+
+    def same_watch(merged: int) -> bool:
+        got = overlay_fid(merged)
+        return got is not None and got == fid
+
+    # Watches are only read on overlays where encoding a directory cannot copy it up (no
+    # nfs_export, no overlay layer: see the caller), so merged directories may be compared.
+    return by_origin(session, entries[0].mount_point, fid, same_watch, "watched object",
+                     ref=ref, dirs_safe=True)
 
 
 def _shown(session: Session, rel: str) -> str | None:

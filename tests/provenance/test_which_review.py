@@ -361,10 +361,6 @@ def test_fds_whose_objects_changed_after_open(held: Scenario) -> None:
     assert (dx["kind"], where(dx)) == ("dir", ("lower", 0, f"{t}/l/d/x"))
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/fds.py:212 and by_handle() (fds.py:234-249): "
-                   "a deleted fd is placed by its overlay handle alone, which for a copied-up "
-                   "object names the lower ORIGIN (KERNEL-NOTES), and is reported proven; the fd "
-                   "reads the (unlinked) upper copy")
 def test_fd_on_a_copied_up_then_deleted_file_is_not_the_lower(held: Scenario) -> None:
     sc, t = held, str(held.tmp)
     b = {r["fd"]: r for r in fds_json(sc.pid)["fds"]}[sc.info["b"]]
@@ -424,11 +420,6 @@ exec "$PY" $T/h.py $T/m
 """
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/fds.py:_watch (271-285): the watch's decoded "
-                   "ORIGIN name is looked up in the merged tree and classified without checking "
-                   "that the object there is the watched inode (the fdinfo 'ino:'), so a new "
-                   "file saved under the old name is reported as the watched object, 'copied "
-                   "up' from the lower file it never came from")
 def test_watch_after_an_editor_save_names_the_backup() -> None:
     with running(f'PY="{sys.executable}"\n' + SAVE, bare=True) as sc:
         t = str(sc.tmp)
@@ -472,11 +463,6 @@ def test_chrooted_process_which_by_its_own_paths() -> None:
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
-@pytest.mark.xfail(strict=True, reason="provenance/fds.py:_fd (195-212): readlink of "
-                   "/proc/PID/fd/N of a chrooted process is the host path, which rel_in() "
-                   "cannot place under the mount point of the process's view ('/'), so every fd "
-                   "falls to by_handle(); a copied-up file's handle names its lower ORIGIN and "
-                   "is reported as the lower object, proven")
 def test_chrooted_process_fd_on_a_copied_up_file_is_the_upper() -> None:
     with running(CHROOT, bare=True) as sc:
         t = str(sc.tmp)
