@@ -115,7 +115,8 @@ class Scanner:
                 text = read_text(f"/proc/{root}/mountinfo")
             mounts, errors = parse(text)
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ESRCH):
+            # ENOENT/ESRCH: gone; EINVAL: exiting (its namespaces are already released).
+            if exc.errno in (errno.ENOENT, errno.ESRCH, errno.EINVAL):
                 return None  # the namespace's processes exited mid-scan
             result.errors.append(f"pid {root}: cannot read mountinfo: {exc.strerror}")
             return None

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ovlinspect.host.fsindex import decoded_stat
 from ovlinspect.host.processes import why_hidden
 from ovlinspect.kernel.handles import OVL_FILEID_V1, OverlayFid, decode_overlay_handle
 from ovlinspect.kernel.objects import lookup
@@ -307,12 +308,22 @@ def by_origin(session: Session, path: str, fid: OverlayFid | None,
             os.close(merged)
     entry = session.entry
     p = Provenance(path=path, mount_point=entry.mount_point, mount_id=entry.mount_id,
-                   kind="other")
+                   kind=_origin_kind(session, fid))
     p.origin = ref
     p.note(f"{why}: its handle names {ref.label} {ref.real_path}, which it is, or was copied up "
            "from (then renamed, replaced or deleted); the merged tree no longer shows it there, "
            "so its layer is not known")
     return p
+
+
+def _origin_kind(session: Session, fid: OverlayFid) -> str:
+    """The file type of the object the handle names (a copy keeps its origin's type)."""
+    for index in session.ctx.indexes():
+        for fs in index.candidates(fid.uuid):
+            st = decoded_stat(fs.fd, fid.type, fid.fid)
+            if st is not None:
+                return kind_of(st)
+    return "other"
 
 
 def encodable_merged(session: Session, rel: str, merged: int) -> bool:

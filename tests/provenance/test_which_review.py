@@ -370,10 +370,6 @@ def test_fd_on_a_copied_up_then_deleted_file_is_not_the_lower(held: Scenario) ->
     assert b["layer"] is None or b["layer"]["role"] == "upper", where(b)
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/fds.py:281-283: a watch whose handle names "
-                   "a copy-up ORIGIN whose name is gone (the file was renamed, i.e. copied up "
-                   "under its new name) is reported as that lower object, proven, kind 'other'; "
-                   "the watched inode is served by the upper copy /u/wr2")
 def test_watch_on_a_renamed_file_is_its_upper_copy(held: Scenario) -> None:
     sc, t = held, str(held.tmp)
     watches = {w["wd"]: w for w in fds_json(sc.pid)["watches"]}
@@ -382,10 +378,6 @@ def test_watch_on_a_renamed_file_is_its_upper_copy(held: Scenario) -> None:
     assert wr["layer"] is None or where(wr) == ("upper", 0, f"{t}/u/wr2"), where(wr)
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/fds.py:281-283: a watch on a directory later "
-                   "renamed (redirect_dir=on: upper dd2 with redirect and origin dd) decodes to "
-                   "the lower origin, whose name is gone; it is reported as lower /l/dd, proven, "
-                   "kind 'other', path /m/dd, while the watched inode is the merged dir /m/dd2")
 def test_watch_on_a_renamed_directory_is_the_merged_dir(held: Scenario) -> None:
     sc, t = held, str(held.tmp)
     watches = {w["wd"]: w for w in fds_json(sc.pid)["watches"]}
