@@ -141,8 +141,8 @@ class Reconciler:
         self.decided: set[int] = set()
         self.unattributed: list[Sample] = []
         self.differ: dict[int, list[Sample]] = {}
-        self._higher_names: dict[tuple[int, ...], tuple[set[str], list[LayerState]]] = {}
-        self._last_union: tuple[list[LayerState], set[str], list[LayerState]] | None = None
+        self._higher_union: tuple[list[LayerState], set[str], list[LayerState]] = ([], set(), [])
+        self._persistent: bool | None = None
 
     def run(self) -> Outcome:
         """Every stage in order; each only adds verdicts to layers still undecided."""
@@ -226,12 +226,14 @@ class Reconciler:
 
     def _dir_inodes_persistent(self) -> bool:
         """From merged files when some were sampled; else, when every resolved layer is on one
-        filesystem (samefs: directory inodes are the real ones)."""
-        known = self.ev.dir_inodes_persistent()
-        if known is not None:
-            return known
-        devs = {s.facts.st.st_dev for s in self.positions if s.facts is not None}
-        return len(devs) == 1 and all(s.facts is not None for s in self.positions)
+        filesystem (samefs: directory inodes are the real ones).  Worked out once."""
+        if self._persistent is None:
+            known = self.ev.dir_inodes_persistent()
+            if known is None:
+                devs = {s.facts.st.st_dev for s in self.positions if s.facts is not None}
+                known = len(devs) == 1 and all(s.facts is not None for s in self.positions)
+            self._persistent = known
+        return self._persistent
 
     def _in_upper(self, rel: str) -> bool:
         """The upper layer holds ``rel``: a copied-up, renamed or hard-linked object, whose handle
@@ -342,35 +344,26 @@ class Reconciler:
     def _higher_has(self, higher: list[LayerState], rel: str) -> bool:
         """A higher layer holds ``rel``: a set lookup for top-level names of completely listed
         layers (linear in depth overall), a stat for the rest."""
-        top = "/" not in rel and not self.ev.prefix
-        key = tuple(map(id, higher))
-        if top:
-            union, rest = self._higher_names.get(key, (None, None))
-            if union is None or rest is None:
-                union, rest = self._union(higher)
-                self._higher_names = {key: (union, rest)}
+        if "/" not in rel and not self.ev.prefix:
+            union, rest = self._union(higher)
             return rel in union or any(exists(h.fd, rel) for h in rest if h.fd is not None)
         return any(h.fd is not None and exists(h.fd, rel) for h in higher)
 
     def _union(self, higher: list[LayerState]) -> tuple[set[str], list[LayerState]]:
-        """Names of the completely listed higher layers, and the layers that need a stat.  The
-        previous (one layer shorter) union is extended rather than rebuilt."""
-        union: set[str] = set()
-        rest: list[LayerState] = []
-        start = 0
-        if self._last_union is not None and len(self._last_union[0]) <= len(higher) and all(
-                a is b for a, b in zip(self._last_union[0], higher, strict=False)):
-            start = len(self._last_union[0])
-            union, rest = set(self._last_union[1]), list(self._last_union[2])
-        for h in higher[start:]:
-            if h.fd is None:
-                continue
-            names = h.name_set()
-            if names is None:
-                rest.append(h)
-            else:
-                union |= names
-        self._last_union = (list(higher), union, rest)
+        """Names of the completely listed ``higher`` layers, and the layers that need a stat.
+        Positions are probed top first, so the cached union of a shorter prefix is extended."""
+        done, union, rest = self._higher_union
+        if len(done) > len(higher) or any(a is not b for a, b in zip(done, higher, strict=False)):
+            done, union, rest = [], set(), []
+        if len(done) < len(higher):
+            union, rest = set(union), list(rest)
+            for h in higher[len(done):]:
+                names = h.name_set() if h.fd is not None else frozenset()
+                if names is None:
+                    rest.append(h)
+                else:
+                    union |= names
+            self._higher_union = (list(higher), union, rest)
         return union, rest
 
     def _probe_in(self, state: LayerState, base: int, higher: list[LayerState]) -> None:

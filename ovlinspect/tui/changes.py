@@ -13,12 +13,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
-from ovlinspect.tui.files import RowTable
 from ovlinspect.tui.messages import ChangesBatch, ViewFailed
 from ovlinspect.tui.mount_view import MountView
 
@@ -48,16 +47,13 @@ class ChangesScreen(MountView):
     ]
 
     def __init__(self, pid: int, mount_id: int, mount_point: str) -> None:
-        super().__init__(pid, mount_id, mount_point)
+        super().__init__(pid, mount_id, mount_point, "changes")
         self.changes: list[Any] = []
         self.shown: list[Any] = []
         self.counts: dict[str, int] = {}
         self.mark_filter: str | None = None
         self.path_query = ""
         self.done = False
-        self.table = RowTable(id="changes-table")
-        self.head = Static("", id="changes-head", markup=False)
-        self.status = Static("", id="changes-status", markup=False)
         self.filter_box = Input(placeholder="words that must all be in the path — enter keeps "
                                 "it, esc clears", id="changes-filter")
 

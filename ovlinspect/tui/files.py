@@ -36,28 +36,6 @@ MARKS = (("↑", "copied-up"), ("◐", "metacopy"), ("↪", "redirected"), ("■
          ("⊕", "merged"), ("✗", "hidden"))
 
 
-class RowTable(DataTable[Any]):
-    """A row-cursor table whose home / end move the cursor (and so load what follows)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-    ]
-
-    def __init__(self, *, id: str) -> None:
-        super().__init__(id=id, cursor_type="row")
-
-    def action_first(self) -> None:
-        """Home: the first row."""
-        if self.row_count:
-            self.move_cursor(row=0)
-
-    def action_last(self) -> None:
-        """End: the last row."""
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1)
-
-
 @dataclass
 class DirState:
     """What is loaded of one merged directory."""
@@ -133,7 +111,7 @@ class FilesScreen(MountView):
     ]
 
     def __init__(self, pid: int, mount_id: int, mount_point: str) -> None:
-        super().__init__(pid, mount_id, mount_point)
+        super().__init__(pid, mount_id, mount_point, "files")
         self.layer_labels: list[str] = []
         self.root: str | None = None
         self.cwd: str | None = None
@@ -147,10 +125,7 @@ class FilesScreen(MountView):
         self._closed = False
         self._page_wanted: tuple[str, str | None] | None = None
         self._hidden_wanted: str | None = None
-        self.table = RowTable(id="files-table")
-        self.head = Static("", id="files-head", markup=False)
         self.legend = Static("", id="files-legend", markup=False)
-        self.status = Static("", id="files-status", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self.head

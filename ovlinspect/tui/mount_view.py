@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.widgets import DataTable, Static
 
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui.messages import ViewFailed
+
+
+class RowTable(DataTable[Any]):
+    """A row-cursor table whose home / end move the cursor (and so load what follows)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+    ]
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id, cursor_type="row")
+
+    def action_first(self) -> None:
+        """Home: the first row."""
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last(self) -> None:
+        """End: the last row."""
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
 
 
 class MountView(Screen[None]):
@@ -17,13 +40,17 @@ class MountView(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
 
-    def __init__(self, pid: int, mount_id: int, mount_point: str) -> None:
+    def __init__(self, pid: int, mount_id: int, mount_point: str, kind: str) -> None:
+        """``kind`` names the view: its widgets' ids are ``KIND-head``, ``-table``, ``-status``."""
         super().__init__()
         self.pid = pid
         self.mount_id = mount_id
         self.mount_point = mount_point
         self.error: str | None = None
         self.notes: list[str] = []
+        self.table = RowTable(id=f"{kind}-table")
+        self.head = Static("", id=f"{kind}-head", markup=False)
+        self.status = Static("", id=f"{kind}-status", markup=False)
 
     def heading(self, kind: str) -> Text:
         """``KIND /mount/point  #ID  pid PID``: the start of the view's header line."""
