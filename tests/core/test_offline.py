@@ -44,7 +44,7 @@ def test_offline_hazards_from_text_alone() -> None:
         for ov in ns["overlays"]:
             for item in ov["layers"]:
                 assert item["verified"] == "unverified"
-                assert "offline" in item["verify_note"]
+                assert item["proof"]["reason"] == "offline"
     assert any("not mountinfo" in n or "line 5" in n for n in report["namespaces"][0]["notes"])
 
 

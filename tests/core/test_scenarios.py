@@ -46,7 +46,8 @@ echo ready; exec sleep 600
         assert upper["fs_type"] == "tmpfs" and upper["fs_uuid"] and upper["handle"]["hex"]
         assert upper["dev"] and upper["ino"] and upper["mount_id"]
         assert ov["unique_id"] and ov["unique_id"] > ov["mount_id"]
-        assert "only2" in layer(ov, "lower[1]")["verify_note"]
+        assert layer(ov, "lower[1]")["proof"] == {"method": "probe-handle", "strength": "proven",
+                                                   "reason": "probe-match"}
         ns = next(n for n in report["namespaces"] if sc.pid in n["pids"])
         assert any(p["pid"] == sc.pid and p["comm"] == "sleep" for p in ns["processes"])
 
@@ -68,7 +69,8 @@ echo ready; exec sleep 600
         upper = layer(ov, "upper")
         assert upper["declared"] == "u"
         assert upper["path"] == f"{sc.tmp}/u" and upper["verified"] == "match"
-        assert "proven" in upper["verify_note"]
+        assert upper["proof"] == {"method": "root-handle", "strength": "proven",
+                                  "reason": "root-handle-match"}
         assert layer(ov, "lower[1]")["verified"] == "match"
 
 
@@ -242,8 +244,8 @@ echo ready; exec sleep 600
         ov = overlay_at(report, f"{sc.tmp}/m")
         assert any("CAP_SYS_PTRACE" in p for p in report["privileges"])
         assert any("CAP_DAC_READ_SEARCH" in p for p in report["privileges"])
-        notes = {x["verify_note"] for x in ov["layers"]}
-        assert all("CAP_SYS_PTRACE" in n for n in notes), notes
+        assert {x["proof"]["reason"] for x in ov["layers"]} == {"no-view"}
+        assert [h["code"] for h in ov["hazards"]] == ["unreadable"]
         assert all(x["verified"] == "unverified" for x in ov["layers"])
 
 
