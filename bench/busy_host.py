@@ -6,7 +6,7 @@ namespaces (default 300) that each mount OVERLAYS (7) container overlays of LOWE
 layers with relative paths, as Docker does after chdir into its root; every 10th namespace has a
 second process.  Then, alternating the two in one run (these machines are noisy):
 
-- ``ovlinspect --json`` of the whole host, against
+- ``ovlinspect --json`` of the whole host (and, unpaired, in one process), against
   ``for p in $(lsns -t mnt -n -o PID); do findmnt -J -t overlay -N $p; done``;
 - ``ovlinspect --pid P --json`` on one namespace, on the busy host and on a quiet one;
 - ``ovlinspect --json`` on a quiet host against ``python3 -c pass``;
@@ -19,6 +19,7 @@ Prints medians, peak RSS and ratios; asserts nothing.  Run as root:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -103,11 +104,12 @@ FINDMNT = ("for p in $(lsns -t mnt -n -o PID); do findmnt -J -t overlay -N $p; d
            ">/dev/null 2>&1")
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of ``cmd``, from /usr/bin/time."""
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of ``cmd``, from /usr/bin/time (for a command that forks
+    a helper, the larger of the two processes' peaks: wait4 reports the maximum, not the sum)."""
     start = time.perf_counter()
     done = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, env=env)
     wall = time.perf_counter() - start
     return wall, int(done.stderr.strip().splitlines()[-1])
 
@@ -174,6 +176,8 @@ def main() -> None:
         for o in mine:
             statuses[o["status"]] = statuses.get(o["status"], 0) + 1
         full, loop = paired(ovl("--json"), ["sh", "-c", FINDMNT], rounds)
+        alone = [timed(ovl("--json"), env={**os.environ, "OVLINSPECT_JOBS": "1"})
+                 for _ in range(rounds)]
         pid_busy = [timed(ovl("--pid", pids[len(pids) // 2], "--json")) for _ in range(rounds)]
     with running(DEPTH, python=True, timeout=300, bare=True) as depth:
         shallow, deep = depth_costs(depth.pid, rounds)
@@ -185,6 +189,9 @@ def main() -> None:
     print(f"busy host: {len(pids)} namespaces x {overlays} overlays x {lowers} lowers "
           f"({len(mine)} overlays; {proven} layers proven; statuses {statuses})")
     print(f"  ovlinspect --json:  median {f_wall:.2f} s, peak RSS {f_rss / 1024:.0f} MiB")
+    a_wall, a_rss = med(alone)
+    print(f"  ... one process:    median {a_wall:.2f} s, peak RSS {a_rss / 1024:.0f} MiB "
+          "(OVLINSPECT_JOBS=1; not paired)")
     print(f"  findmnt loop:       median {l_wall:.2f} s, peak RSS {l_rss / 1024:.0f} MiB")
     print(f"  ratio ovlinspect/findmnt: {f_wall / l_wall:.2f}x (goal <= 1.0), "
           f"RSS goal <= 100 MiB")

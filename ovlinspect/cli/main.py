@@ -5,13 +5,11 @@ Only the TUI path imports textual; ``--json``, ``--plain`` and ``--check`` stay 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from types import ModuleType, SimpleNamespace
 
 from ovlinspect import __version__
 from ovlinspect.cli.options import (
@@ -22,12 +20,40 @@ from ovlinspect.cli.options import (
     check_output_options,
 )
 
+TYPE_CHECKING = False  # typing and argparse cost ~8 ms of a quiet host's ~50 ms run (issue #9)
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from ovlinspect.model import Hazard, Overlay, Scan
+
+
+class _LazyInspect(ModuleType):
+    """Stands in for ``inspect`` until something reads from it.
+
+    ``dataclasses`` imports ``inspect`` (5 ms, a tenth of a quiet host's run) only to write a
+    docstring for a dataclass that has none; every model class has one.  The first attribute read
+    imports the real module, puts it in ``sys.modules`` and copies its namespace here, so code
+    that imported the stand-in (textual, in the TUI) reads the real functions directly from then
+    on.
+    """
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get("inspect") is self:
+            del sys.modules["inspect"]
+        real = importlib.import_module("inspect")
+        self.__dict__.update(real.__dict__)
+        return getattr(real, name)
+
+
+if "inspect" not in sys.modules and "dataclasses" not in sys.modules:
+    sys.modules["inspect"] = _LazyInspect("inspect")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The main parser (``ovlinspect demo`` has its own, in :mod:`ovlinspect.cli.demo`)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="ovlinspect",
         description="Show what overlayfs mounts are really made of, proven with file handles. "
@@ -76,9 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[args_list[0]])
         return int(module.main(args_list[1:]))
-    parser = build_parser()
-    args = parser.parse_args(args_list)
-    check_output_options(parser, args)
+    args = _quick_args(args_list)
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        check_output_options(parser, args)
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -86,6 +114,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _drop_stdout()
         return EXIT_OK
+
+
+_QUICK_FLAGS = {"--json": "json", "--plain": "plain", "--check": "check"}
+
+
+def _quick_args(args_list: list[str]) -> argparse.Namespace | None:
+    """The everyday invocations (``--json``, ``--plain``, ``--check``, ``--pid N``) parsed
+    without building argparse's parser, which costs a sixth of a quiet host's run: exactly the
+    values ``parse_args`` gives them.  None for anything else (help, errors, abbreviations, other
+    options), which then goes through argparse as before."""
+    values: dict[str, object] = {
+        "pid": None, "json": False, "plain": False, "screenshot": None, "check": False,
+        "size": (120, 40), "screenshot_dir": ".", "watch": None, "prometheus": None,
+        "from_file": None, "json_schema": False, "select": None, "expand": False,
+    }
+    pids: list[int] = []
+    todo = iter(args_list)
+    for token in todo:
+        if token in _QUICK_FLAGS:
+            values[_QUICK_FLAGS[token]] = True
+            continue
+        if token == "--pid":
+            token = next(todo, "")
+        elif token.startswith("--pid="):
+            token = token[len("--pid="):]
+        else:
+            return None
+        if not (token.isascii() and token.isdigit()):
+            return None
+        pids.append(int(token))
+    if values["json"] and values["plain"]:
+        return None  # argparse's "not allowed with" error
+    if pids:
+        values["pid"] = pids
+    return SimpleNamespace(**values)  # type: ignore[return-value]
 
 
 def _drop_stdout() -> None:
@@ -107,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
     headless = args.json or args.plain or args.check or args.screenshot or args.prometheus
     if not headless and not sys.stdout.isatty():
         args.plain = True
+    if args.json and not (args.check or args.prometheus or args.from_file is not None):
+        return _json_report(args)
     started = time.monotonic()
     try:
         if args.from_file is not None:
@@ -135,14 +200,36 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.screenshot:
         try:
-            save_screenshot(args.screenshot, size=args.size, pids=args.pid, scan_result=result)
+            save_screenshot(args.screenshot, size=args.size, pids=args.pid, scan_result=result,
+                            select=args.select, expand=args.expand)
         except (ScanError, OSError) as exc:
             _error(exc)
             return EXIT_USAGE
         print(args.screenshot)
         return EXIT_OK
     return run_app(pids=args.pid, scan_result=result, screenshot_dir=args.screenshot_dir,
-                   watch=args.watch)
+                   watch=args.watch, select=args.select, expand=args.expand)
+
+
+def _json_report(args: argparse.Namespace) -> int:
+    """``--json`` of the live host, written as the namespaces are analysed (in two processes on
+    a busy multi-core host): the same bytes as ``write_scan(scan())``, in less time and memory."""
+    from ovlinspect.engine.scan import ScanError, scan_rendered
+    from ovlinspect.report.jsonreport import namespace_text, write_rendered
+
+    try:
+        result, namespaces = scan_rendered(args.pid, namespace_text)
+    except ScanError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    try:
+        write_rendered(result, namespaces, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+    finally:
+        namespaces.close()  # type: ignore[attr-defined]
+    return EXIT_OK
 
 
 def _error(exc: Exception) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import math
+
+TYPE_CHECKING = False  # argparse is imported where a parser is built (startup time, issue #9)
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK = 0
 EXIT_HAZARDS = 1
@@ -15,6 +18,8 @@ WATCH_MAX = 86400.0
 
 
 def _size(text: str) -> tuple[int, int]:
+    import argparse
+
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -26,6 +31,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def _watch_seconds(text: str) -> float:
     """A rescan interval: a finite number of seconds within ``WATCH_MIN``..``WATCH_MAX``."""
+    import argparse
+
     try:
         value = float(text)
     except ValueError:
@@ -48,7 +55,14 @@ def add_output_options(parser: argparse.ArgumentParser, *, plain_help: str, chec
     parser.add_argument("--size", type=_size, default=(120, 40), metavar="WxH",
                         help="terminal size for --screenshot (default 120x40)")
     parser.add_argument("--screenshot-dir", default=".", metavar="DIR",
-                        help="where the TUI's 's' key saves SVG screenshots (default: .)")
+                        help="where the TUI's 's' and 'w' keys save SVG screenshots and mount "
+                             "JSON (default: .)")
+    parser.add_argument("--select", metavar="MOUNT_POINT|MOUNT_ID",
+                        help="the TUI (and --screenshot) starts on this mount instead of the "
+                             "worst one")
+    parser.add_argument("--expand", action="store_true",
+                        help="open the selected mount and its layers (for a bug report's "
+                             "--screenshot)")
     parser.add_argument("--watch", type=_watch_seconds, metavar="SECONDS",
                         help=f"{watch_help} ({WATCH_MIN:g} to {WATCH_MAX:g})")
     return out

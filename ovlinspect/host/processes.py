@@ -93,6 +93,9 @@ def container_name(pid: int) -> str | None:
 
 @dataclass
 class Group:
+    """The processes of one mount namespace (keyed by its inode, or by its mount table when the
+    namespace cannot be named)."""
+
     key: tuple[str, int | str]
     mnt_ns: int | None
     procs: list[Process] = field(default_factory=list)
@@ -154,7 +157,7 @@ def processes(pids: Iterable[int] | None) -> list[ProcStat]:
 
 
 def group_by_namespace(procs: list[ProcStat], *, hash_unreadable: bool = True) -> list[Group]:
-    """Processes by mount namespace; unreadable ones by mountinfo hash (or dropped)."""
+    """Processes by mount namespace; unreadable ones by their mount table (or dropped)."""
     groups: dict[tuple[str, int | str], Group] = {}
     for proc in procs:
         pid, name = proc.pid, proc.comm
@@ -164,15 +167,13 @@ def group_by_namespace(procs: list[ProcStat], *, hash_unreadable: bool = True) -
         elif not hash_unreadable:
             continue
         else:
-            import hashlib  # only for namespaces that cannot be named (rare)
-
-            # ns/mnt needs ptrace access; processes with identical mount tables share one.
+            # ns/mnt needs ptrace access; processes with identical mount tables share one.  The
+            # table's text itself is the key: exact, and no hashlib to import (startup time).
             try:
-                digest = hashlib.sha1(read_text(f"/proc/{pid}/mountinfo").encode(
-                    "utf-8", "surrogateescape")).hexdigest()[:16]
+                table = read_text(f"/proc/{pid}/mountinfo")
             except OSError:
                 continue  # exited mid-scan
-            key = ("mountinfo", digest)
+            key = ("mountinfo", table)
         group = groups.setdefault(key, Group(key, ns, unreadable=ns is None))
         group.procs.append(Process(pid=pid, comm=name))
     return list(groups.values())

@@ -14,10 +14,6 @@ Enum fields are written with ``str()``, so a model built with plain strings also
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any
-
 from ovlinspect.model.types import (
     SCHEMA_VERSION,
     Backing,
@@ -39,6 +35,10 @@ from ovlinspect.model.types import (
     Verified,
 )
 
+TYPE_CHECKING = False  # typing and base64 load only when needed (startup time, issue #9)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = [
     "WireError",
     "overlay_from_wire",
@@ -50,7 +50,10 @@ __all__ = [
     "text_to_wire",
 ]
 
-Wire = dict[str, Any]
+if TYPE_CHECKING:
+    Wire = dict[str, Any]
+else:
+    Wire = dict
 
 
 class WireError(ValueError):
@@ -71,6 +74,8 @@ def text_to_wire(text: str) -> str | dict[str, str]:
 
 
 def _bytes_to_wire(text: str) -> dict[str, str]:
+    import base64
+
     try:
         raw = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate that did not come from a byte
@@ -92,6 +97,9 @@ def text_from_wire(value: Any) -> str:
     if type(value) is str:
         return value
     if isinstance(value, dict) and isinstance(value.get("base64"), str):
+        import base64
+        import binascii
+
         try:
             raw = base64.b64decode(value["base64"], validate=True)
         except binascii.Error as exc:

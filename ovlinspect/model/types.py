@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import; only type checkers need it (issue #9)
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +38,10 @@ __all__ = [
     "worst",
 ]
 
-Role = Literal["upper", "work", "lower", "data"]
+if TYPE_CHECKING:
+    Role = Literal["upper", "work", "lower", "data"]
+else:
+    Role = str  # at run time a layer role is a plain string
 
 
 class Severity(StrEnum):
