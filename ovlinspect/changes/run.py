@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from ovlinspect.changes.source import open_targets
 from ovlinspect.changes.types import Change, MountChanges
-from ovlinspect.changes.walk import collect
-from ovlinspect.kernel.objects import NoAtimeRefused
 
 
 def diff_mounts(pid: int | None = None, mount_point: str | None = None,
@@ -16,6 +13,12 @@ def diff_mounts(pid: int | None = None, mount_point: str | None = None,
 
     Raises :class:`ovlinspect.changes.types.DiffError` for a bad pid or mount point.
     """
+    # Imported here, not above: the engine's import is most of the start-up of ``diff --help``
+    # and of every front end that only names these functions (bench/diff.py, issue #11).
+    from ovlinspect.changes.source import open_targets
+    from ovlinspect.changes.walk import collect
+    from ovlinspect.kernel.objects import NoAtimeRefused
+
     targets = open_targets(pid, mount_point)
     for target in targets:
         if target.source is None:

@@ -13,6 +13,8 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
+from ovlinspect.changes.index import fb_handle
+from ovlinspect.changes.lowers import read_xattrs
 from ovlinspect.changes.types import DiffError, MountChanges
 from ovlinspect.engine.scan import scan
 from ovlinspect.host.processes import (
@@ -25,7 +27,7 @@ from ovlinspect.host.processes import (
 )
 from ovlinspect.host.view import View, ViewError
 from ovlinspect.kernel.handles import decode_overlay_handle
-from ovlinspect.kernel.objects import handle_of
+from ovlinspect.kernel.objects import handle_of, lookup
 from ovlinspect.kernel.syscalls import RawHandle
 from ovlinspect.model import Layer, Namespace, Overlay, Verified
 
@@ -41,13 +43,14 @@ class OverlaySource:
     prefix: str = ""                  # the mount's root inside the layers (a bound subdirectory)
     xattr: str = "trusted.overlay."   # or ``user.overlay.`` with ``userxattr``
     notes: list[str] = field(default_factory=list)
+    index: int = -1                   # work/index (``index=on``, a proven workdir), or -1
 
     def close(self) -> None:
         """Close every fd."""
-        for fd in [self.upper, *self.lowers]:
+        for fd in [self.upper, *self.lowers, *([self.index] if self.index >= 0 else [])]:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.upper, self.lowers = -1, []
+        self.upper, self.lowers, self.index = -1, [], -1
 
 
 @dataclass
@@ -150,7 +153,40 @@ def _target(overlay: Overlay, views: _Views) -> Target:
                            upper=fds[0], lowers=fds[1:], prefix=overlay.root.strip("/"),
                            xattr="user.overlay." if userxattr else "trusted.overlay.",
                            notes=result.notes)
+    if overlay.options.flags.get("index") == "on":
+        source.index = _open_index(overlay, views, source)
     return Target(result, source)
+
+
+def _open_index(overlay: Overlay, views: _Views, source: OverlaySource) -> int:
+    """``work/index`` (where lower hard links copied up through another name are served from),
+    or -1 with a note.  A workdir the engine left unproven (a bound subdirectory's mount has no
+    root handle naming the upper) is proven here the same way: ``overlay.upper`` on its index
+    names the proven upper root."""
+    work = next((la for la in overlay.layers if la.role == "work"), None)
+    fd = (_reopen(work, views) if work is not None and work.verified != Verified.MISMATCH
+          else None)
+    index = lookup(fd, "index") if fd is not None else None
+    if fd is not None:
+        os.close(fd)
+    if index is not None and work is not None and work.verified != Verified.MATCH and not (
+            _names_upper(index, source)):
+        os.close(index)
+        index = None
+    if index is None:
+        source.notes.append("index=on, but the workdir's index is not proven: lower hard links "
+                            "served from an index entry (copied up through another name) are "
+                            "not listed")
+        return -1
+    return index
+
+
+def _names_upper(index: int, source: OverlaySource) -> bool:
+    """``overlay.upper`` on ``index`` is the handle of the upper root ``source`` reads."""
+    stored = fb_handle(read_xattrs(f"/proc/self/fd/{index}", source.xattr,
+                                   follow=True).get("upper"))
+    handle = handle_of(source.upper)
+    return stored is not None and handle is not None and stored == (handle.type, handle.data)
 
 
 class _Refused(Exception):

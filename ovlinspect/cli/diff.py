@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ovlinspect diff",
         description="List what an overlay's upper layer changed since its lowers (the image): "
-        "read from the upper and its private xattrs, never by walking the lowers.")
+        "read from the upper, its private xattrs and (index=on) the index; the lowers are read "
+        "only below what the upper replaced, never walked in full.")
     parser.add_argument("--pid", type=int, metavar="PID",
                         help="the mount namespace of this process (default: the caller's)")
     parser.add_argument("mount_point", nargs="?", metavar="MOUNT_POINT",

@@ -27,6 +27,7 @@ from ovlinspect.provenance.result import (
 )
 from ovlinspect.provenance.session import Session, same_handle
 from ovlinspect.provenance.walk import Hit, Walk, data_of, walk
+from ovlinspect.provenance.xattrs import examine
 
 _KINDS = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"))
 
@@ -114,7 +115,7 @@ def classify(session: Session, rel: str, path: str, merged_fd: int | None,
     p.layer = top.layer.ref(top.rel)
     if top.layer.note:
         p.note(top.layer.note)
-    if _indexed(session, p, top, st, fid):
+    if _indexed(session, p, w, fid):
         return p
     _origin(session, p, w, fid)
     _proof(session, p, w, st, fid)
@@ -233,7 +234,11 @@ def _metacopy(session: Session, p: Provenance, w: Walk) -> None:
         return
     p.metacopy = True
     p.redirect = top.private.redirect
-    data = data_of(session, top, w.below)
+    _data(p, data_of(session, top, w.below))
+
+
+def _data(p: Provenance, data: Hit | None) -> None:
+    """Record where a metacopy file's data is."""
     if data is None:
         p.note("metacopy: the layer holding the data was not found")
         return
@@ -249,11 +254,12 @@ def fb_hex(fid: OverlayFid) -> str:
     return body.hex()
 
 
-def _indexed(session: Session, p: Provenance, top: Hit, st: os.stat_result,
-             fid: OverlayFid | None) -> bool:
+def _indexed(session: Session, p: Provenance, w: Walk, fid: OverlayFid | None) -> bool:
     """A lower hard link another name of which was copied up (``index=on``): the kernel serves
     it from the index entry in the work dir, an upper inode, although its name is only in a
     lower layer."""
+    top = w.top
+    assert top is not None
     if (top.is_dir or top.layer.role == "upper" or fid is None or fid.upper
             or session.index_dir is None or session.index_path is None):
         return False
@@ -272,7 +278,23 @@ def _indexed(session: Session, p: Provenance, top: Hit, st: os.stat_result,
     p.strength = Strength.PROVEN if top.layer.proven else Strength.LIKELY
     p.note("a hard link copied up through another name: served from the index entry (the "
            "upper inode every name shares), not from the lower")
+    _index_metacopy(session, p, w, name)
     return True
+
+
+def _index_metacopy(session: Session, p: Provenance, w: Walk, name: str) -> None:
+    """An index entry copied up with ``metacopy=on`` holds only metadata: its data is still its
+    origin's, the lower object this name finds (proven by the handle), or, when that is a
+    metacopy file itself, wherever that one's data is.  The xattrs are the index entry's own
+    (the name's lower object carries none of them)."""
+    assert session.index_dir is not None
+    top = w.top
+    assert top is not None
+    examined = examine(session.index_dir, name, session.xattr_prefix)
+    if examined is None or not examined[1].metacopy:
+        return
+    p.metacopy = True
+    _data(p, data_of(session, top, w.below) if top.private.metacopy else top)
 
 
 def _links(session: Session, p: Provenance, top: Hit) -> None:

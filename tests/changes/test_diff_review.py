@@ -205,27 +205,104 @@ def test_plain_dir_below_an_opaque_dir_hides_the_lower_contents(opts: str) -> No
         ("/d/a/b/g", "added"), ("/d/a/keep", "deleted"), ("/d/x", "deleted")]
 
 
-# index=on: a hard link's other name is served from the index entry (work/index), an upper
-# inode, so writing through one name changes what the other name reads.
-INDEX_LINK = r"""
-mkdir -p $T/l $T/u $T/w $T/m $T/o
-echo l > $T/l/h1; ln $T/l/h1 $T/l/h2
-mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w,index=on@OPTS@ $T/m
-mkdir $T/o2; mount -t overlay overlay -o ro,lowerdir=$T/l:$T/o2 $T/o
-echo more >> $T/m/h1
+# A lower directory replaced by a non-directory (``rm -rf d; echo > d``): the upper ``d`` is a
+# plain file, and what the lower ``d`` held is deleted, as below an opaque directory.
+DIR_TO_FILE = r"""
+mkdir -p $T/l1/d/sub/deeper $T/l2/d $T/l1/s $T/u $T/w $T/m $T/o
+echo a > $T/l1/d/a; echo b > $T/l1/d/sub/deeper/b; echo c > $T/l2/d/c; echo w > $T/l2/d/wh
+mknod $T/l1/d/wh c 0 0; echo t > $T/l1/s/t
+mount -t overlay overlay -o lowerdir=$T/l1:$T/l2,upperdir=$T/u,workdir=$T/w@OPTS@ $T/m
+mount -t overlay overlay -o ro,lowerdir=$T/l1:$T/l2 $T/o
+cd $T/m; rm -rf d; echo f > d; rm -rf s; ln -s nowhere s
+cd /
 """ + READY
 
 
-@pytest.mark.xfail(strict=True, reason="changes/walk.py walks only the upper dir: a lower-only "
-                   "name served from work/index (index=on hard link copied up through another "
-                   "name) changed content but is not listed")
-def test_hard_link_served_from_the_index_is_changed() -> None:
-    with running(INDEX_LINK.replace("@OPTS@", ""), bare=True) as sc:
+@pytest.mark.parametrize("opts", ["", ",redirect_dir=on", ",metacopy=on,index=on"])
+def test_lower_dir_replaced_by_a_non_directory(opts: str) -> None:
+    with running(DIR_TO_FILE.replace("@OPTS@", opts), bare=True) as sc:
+        seen = f"/proc/{sc.pid}/root{sc.tmp}"
+        # The engine's scan (not the diff) updates the upper symlink's atime once (relatime,
+        # a first access after creation): the layers are compared around a second run.
+        run_cli("diff", "--pid", str(sc.pid), sc.info["merged"])
+        before = {d: quiet_snapshot(f"{seen}/{d}") for d in ("l1", "l2", "u", "w")}
+        run_cli("diff", "--pid", str(sc.pid), sc.info["merged"])
+        assert {d: quiet_snapshot(f"{seen}/{d}") for d in ("l1", "l2", "u", "w")} == before
+        changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"])
+    assert [(c["path"], c["kind"], c["type"]) for c in changes] == [
+        ("/d", "changed", "file"), ("/d/a", "deleted", "file"), ("/d/c", "deleted", "file"),
+        ("/d/sub", "deleted", "dir"), ("/s", "changed", "symlink"),
+        ("/s/t", "deleted", "file")]
+
+
+# index=on: a hard link's other name is served from the index entry (work/index), an upper
+# inode, so writing through one name changes what the other name reads.  ``b/y`` is such a name
+# in a directory the upper lacks; ``c/z``, a third name of the same inode, was deleted.
+INDEX_LINK = r"""
+mkdir -p $T/l/a $T/l/b $T/l/c $T/u $T/w $T/m $T/o
+echo l > $T/l/h1; ln $T/l/h1 $T/l/h2; echo x > $T/l/a/x; ln $T/l/a/x $T/l/b/y
+ln $T/l/a/x $T/l/c/z; echo s > $T/l/solo
+mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w,index=on@OPTS@ $T/m
+mkdir $T/o2; mount -t overlay overlay -o ro,lowerdir=$T/l:$T/o2 $T/o
+echo more >> $T/m/h1; chmod 600 $T/m/a/x; rm $T/m/c/z; chmod 600 $T/m/solo
+""" + READY
+
+
+@pytest.mark.parametrize("opts", ["", ",metacopy=on"])
+def test_hard_link_served_from_the_index_is_changed(opts: str) -> None:
+    with running(INDEX_LINK.replace("@OPTS@", opts), bare=True) as sc:
         root = f"/proc/{sc.pid}/root{sc.info['merged']}"
         with open(f"{root}/h2", "rb") as handle:
             assert handle.read() == b"l\nmore\n"  # the other name changed too
+        assert os.stat(f"{root}/b/y").st_mode & 0o777 == 0o600
+        seen = f"/proc/{sc.pid}/root{sc.tmp}"
+        run_cli("diff", "--pid", str(sc.pid), sc.info["merged"])  # the scan's relatime touch
+        before = {d: quiet_snapshot(f"{seen}/{d}") for d in ("l", "u", "w")}
+        doc = diff_json(sc.pid, sc.info["merged"])
+        assert {d: quiet_snapshot(f"{seen}/{d}") for d in ("l", "u", "w")} == before
         changes = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"])
-    assert [(c["path"], c["kind"]) for c in changes] == [("/h1", "changed"), ("/h2", "changed")]
+    assert doc["mounts"][0]["notes"] == []
+    meta = "metadata" if opts else "changed"
+    assert [(c["path"], c["kind"]) for c in changes] == [
+        ("/a", "changed"), ("/a/x", meta), ("/b", "changed"), ("/b/y", meta),
+        ("/c", "changed"), ("/c/z", "deleted"), ("/h1", "changed"), ("/h2", "changed"),
+        ("/solo", meta)]
+
+
+# index=on with two lowers, seen from the root and from a bound subdirectory: a name of the
+# copied-up inode in a directory renamed since (its old path holds a whiteout), one hidden by
+# the upper lower's whiteout (the overlay's link count still counts it), and a lower directory
+# replaced by a file.
+INDEX_BOUND = r"""
+mkdir -p $T/l1/sub $T/l2/sub/d/in $T/l2/sub/hl $T/l2/sub/rn $T/u $T/w $T/m $T/o $T/b
+echo a > $T/l2/sub/d/in/a; echo h > $T/l2/sub/h1; ln $T/l2/sub/h1 $T/l2/sub/hl/h2
+ln $T/l2/sub/h1 $T/l2/sub/rn/h3; ln $T/l2/sub/h1 $T/l2/sub/hw; mknod $T/l1/sub/hw c 0 0
+mount -t overlay overlay -o lowerdir=$T/l1:$T/l2,upperdir=$T/u,workdir=$T/w,index=on,\
+redirect_dir=on $T/m
+mount -t overlay overlay -o ro,lowerdir=$T/l1:$T/l2 $T/o
+cd $T/m/sub; rm -rf d; echo f > d; echo more >> h1; mv rn rn2
+mount --bind $T/m/sub $T/b
+cd /
+echo "ready {\"merged\": \"$T/m\", \"bound\": \"$T/b\", \"oracle\": \"$T/o\"}"
+exec sleep 600
+"""
+
+
+def test_index_links_below_a_renamed_dir_and_in_a_bound_subdirectory() -> None:
+    with running(INDEX_BOUND, bare=True) as sc:
+        whole = check_against_oracle(sc.pid, sc.info["merged"], sc.info["oracle"],
+                                     renames={"/sub/rn2": "/sub/rn"})
+        bound = check_against_oracle(sc.pid, sc.info["bound"], f"{sc.info['oracle']}/sub",
+                                     renames={"/rn2": "/rn"})
+        notes = [diff_json(sc.pid, m)["mounts"][0]["notes"]
+                 for m in (sc.info["merged"], sc.info["bound"])]
+    assert notes == [[], []]
+    inside = [("/d", "changed"), ("/d/in", "deleted"), ("/h1", "changed"),
+              ("/hl", "changed"), ("/hl/h2", "changed"), ("/rn", "deleted"),
+              ("/rn2", "renamed"), ("/rn2/h3", "changed")]
+    assert [(c["path"], c["kind"]) for c in bound] == inside
+    assert [(c["path"], c["kind"]) for c in whole] == [("/sub", "changed")] + [
+        ("/sub" + p, k) for p, k in inside]
 
 
 def test_text_and_json_agree_on_the_history() -> None:
@@ -239,14 +316,16 @@ def test_text_and_json_agree_on_the_history() -> None:
 
 # A subdirectory of an overlay bound elsewhere (its own mount, root ``/sub``): a directory moved
 # into it from outside the bound subtree has an absolute redirect to ``/x``, which is not a
-# path of this mount.
+# path of this mount.  The oracle of the bound mount is ``/sub`` of the lowers alone (``$T/o``).
 BOUND = r"""
-mkdir -p $T/l/sub/in $T/l/x/xx $T/u $T/w $T/m $T/b
-echo s > $T/l/sub/in/f; echo x > $T/l/x/xx/f; echo k > $T/l/sub/k
+mkdir -p $T/l/sub/in $T/l/x/xx $T/u $T/w $T/m $T/b $T/o $T/o2
+echo s > $T/l/sub/in/f; echo x > $T/l/x/xx/f; echo y > $T/l/x/y; echo k > $T/l/sub/k
 mount -t overlay overlay -o lowerdir=$T/l,upperdir=$T/u,workdir=$T/w,redirect_dir=on $T/m
+mount -t overlay overlay -o ro,lowerdir=$T/l:$T/o2 $T/o
 mv $T/m/x $T/m/sub/x2; mv $T/m/sub/in $T/m/sub/in2; rm $T/m/sub/k; echo n > $T/m/sub/new
+echo z > $T/m/sub/x2/z; rm $T/m/sub/x2/y
 mount --bind $T/m/sub $T/b
-echo "ready {\"merged\": \"$T/m\", \"bound\": \"$T/b\"}"
+echo "ready {\"merged\": \"$T/m\", \"bound\": \"$T/b\", \"oracle\": \"$T/o\"}"
 exec sleep 600
 """
 
@@ -258,20 +337,24 @@ def test_overlay_root_and_bound_subdirectory() -> None:
     assert [(c["path"], c["kind"], c["from"]) for c in whole] == [
         ("/sub", "changed", None), ("/sub/in", "deleted", None),
         ("/sub/in2", "renamed", "/sub/in"), ("/sub/k", "deleted", None),
-        ("/sub/new", "added", None), ("/sub/x2", "renamed", "/x"), ("/x", "deleted", None)]
-    inside = [(c["path"], c["kind"], c["from"]) for c in bound if c["path"] != "/x2"]
+        ("/sub/new", "added", None), ("/sub/x2", "renamed", "/x"),
+        ("/sub/x2/y", "deleted", None), ("/sub/x2/z", "added", None), ("/x", "deleted", None)]
+    inside = [(c["path"], c["kind"], c["from"]) for c in bound
+              if not c["path"].startswith("/x2")]
     assert inside == [("/in", "deleted", None), ("/in2", "renamed", "/in"),
                       ("/k", "deleted", None), ("/new", "added", None)]
 
 
-@pytest.mark.xfail(strict=True, reason="changes/walk.py:70-77 (_shown): a redirect to a lower "
-                   "path outside the bound subdirectory is printed unchanged, so 'R /x -> /x2' "
-                   "names /x of the bound mount (its /sub/x), which never existed")
 def test_dir_moved_into_a_bound_subdirectory_from_outside_it() -> None:
+    # From the bound mount, /x2 is new (its old path /x is outside the mount): added, with
+    # every entry it shows, those still served by the lowers included (xx, xx/f), and
+    # nothing of what was deleted in it (y).
     with running(BOUND, bare=True) as sc:
-        bound = changes_of(diff_json(sc.pid, sc.info["bound"]))
-    x2 = next(c for c in bound if c["path"] == "/x2")
-    assert (x2["kind"], x2["from"]) != ("renamed", "/x")
+        changes = check_against_oracle(sc.pid, sc.info["bound"], f"{sc.info['oracle']}/sub",
+                                       renames={"/in2": "/in"})
+    moved = [(c["path"], c["kind"], c["type"]) for c in changes if c["path"].startswith("/x2")]
+    assert moved == [("/x2", "added", "dir"), ("/x2/xx", "added", "dir"),
+                     ("/x2/xx/f", "added", "file"), ("/x2/z", "added", "file")]
 
 
 # A renamed directory bound elsewhere: the bound mount's root is /sub2 of the overlay, an upper

@@ -205,10 +205,6 @@ def test_metacopy_files_name_their_metadata_and_data(meta: Scenario) -> None:
         assert proof(got[f"{m}/{name}"]) == ("object-handle", "proven"), name
 
 
-@pytest.mark.xfail(strict=True, reason="provenance/classify.py:117: _indexed() returns before "
-                   "_metacopy(), so a lower hard link served from a METACOPY index entry "
-                   "(chmod of its other name with metacopy=on,index=on) is reported as a full "
-                   "copy (metacopy false, no data) although its bytes are still the lower's")
 def test_hard_link_served_from_a_metacopy_index_entry(meta: Scenario) -> None:
     sc, t = meta, str(meta.tmp)
     h2 = which_json(sc.pid, f"{t}/m/h2")[f"{t}/m/h2"]
