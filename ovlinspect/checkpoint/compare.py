@@ -5,6 +5,10 @@ Whiteouts and opaque directories are not visible in a merged tree as such: what 
 hidden, a lower directory's content hidden) shows as names missing or present, which is what is
 compared.  Only reads: every file and directory is opened with ``O_NOATIME`` (falling back to a
 plain open only where the kernel refuses it), symlinks are never followed.
+
+As a user without CAP_DAC_READ_SEARCH some files and directories cannot be read (a rootless
+container's files owned by its subordinate uids): they are compared by their metadata only,
+counted in ``unreadable``, and never descended into.
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ class Bounds:
     max_entries: int = 100_000
     max_seconds: float = 30.0
     hash_limit: int = 1 << 20
+
+
+def open_dir(dirfd: int, name: str = ".") -> int:
+    """A directory opened for reading with ``O_NOATIME`` where allowed: overlayfs passes the
+    flag on to the layer directories it reads (without it, listing a merged directory updates
+    a layer directory's atime)."""
+    return _open(dirfd, name, _DIR_FLAGS)
 
 
 def _open(dirfd: int, name: str, flags: int) -> int:
@@ -56,7 +67,10 @@ def _describe(dirfd: int, name: str, bounds: Bounds) -> dict[str, Any]:
     if stat.S_ISREG(kind):
         out["size"] = st.st_size
         if st.st_size <= bounds.hash_limit:
-            out["sha256"] = _digest(dirfd, name)
+            try:
+                out["sha256"] = _digest(dirfd, name)
+            except PermissionError:
+                out["unreadable"] = True
     elif stat.S_ISLNK(kind):
         out["target"] = os.fsencode(os.readlink(name, dir_fd=dirfd)).hex()
     elif stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
@@ -79,7 +93,7 @@ def compare_trees(live_fd: int, new_fd: int, bounds: Bounds) -> dict[str, Any]:
     queue: deque[tuple[str, int, int]] = deque([("", os.dup(live_fd), os.dup(new_fd))])
     count = 0
     result: dict[str, Any] = {"verified": True, "entries": 0, "stopped": None, "where": "/",
-                              "difference": None}
+                              "difference": None, "unreadable": 0, "first_unreadable": None}
     try:
         while queue:
             rel, lfd, nfd = queue.popleft()
@@ -128,14 +142,33 @@ def _compare_dir(rel: str, lfd: int, nfd: int, bounds: Bounds,
         a, b = _describe(lfd, name, bounds), _describe(nfd, name, bounds)
         if a != b:
             what = next(k for k in ("type", "mode", "uid", "gid", "size", "target", "rdev",
-                                    "sha256") if a.get(k) != b.get(k))
+                                    "sha256", "unreadable") if a.get(k) != b.get(k))
             return {"path": path, "what": what, "live": a.get(what), "rebuilt": b.get(what)}
+        if a.get("unreadable"):
+            _unreadable(result, path)
         if a["type"] == oct(stat.S_IFDIR):
-            sub_l = _open(lfd, name, _DIR_FLAGS)
-            try:
-                sub_n = _open(nfd, name, _DIR_FLAGS)
-            except OSError:
-                os.close(sub_l)
-                raise
-            queue.append((path.lstrip("/"), sub_l, sub_n))
+            pair = _open_pair(lfd, nfd, name)
+            if pair is None:
+                _unreadable(result, path)
+            else:
+                queue.append((path.lstrip("/"), *pair))
     return None
+
+
+def _unreadable(result: dict[str, Any], path: str) -> None:
+    result["unreadable"] += 1
+    if result["first_unreadable"] is None:
+        result["first_unreadable"] = path
+
+
+def _open_pair(lfd: int, nfd: int, name: str) -> tuple[int, int] | None:
+    """Both subdirectories, or None when this user may not read the live one."""
+    try:
+        sub_l = _open(lfd, name, _DIR_FLAGS)
+    except PermissionError:
+        return None
+    try:
+        return sub_l, _open(nfd, name, _DIR_FLAGS)
+    except OSError:
+        os.close(sub_l)
+        raise

@@ -175,6 +175,10 @@ def _layer(layer: Layer, views: _ViewSet) -> tuple[m.DumpLayer, m.Reason | None]
         status, path, same_as_engine = m.PROVEN, layer.real_path, layer.verified == Verified.MATCH
     elif layer.verified == Verified.UNVERIFIED and reason in UNPROVABLE_REASONS:
         status, path, same_as_engine = m.UNPROVABLE, layer.host_path or layer.path, True
+    elif layer.verified == Verified.UNVERIFIED and reason == Reason.INODE_CONSISTENT.value:
+        # No handles (a rootless overlay): found, so that --verify can rebuild and compare it,
+        # but only likely (see R_LIKELY), so it blocks a restore.
+        status, path, same_as_engine = m.LIKELY, layer.host_path or layer.path, True
     elif layer.verified == Verified.MISMATCH:
         return item, m.Reason(m.R_COVERED, label, "the declared path is not the layer in use "
                               "and its real directory is reached by no visible mount")
@@ -206,6 +210,10 @@ def _layer(layer: Layer, views: _ViewSet) -> tuple[m.DumpLayer, m.Reason | None]
                                   "namespace (another directory is there) and no other mount "
                                   "of its filesystem reaches it")
         return item, m.Reason(m.R_OUTSIDE, label, "not reachable from the dumper's namespace")
+    if status == m.LIKELY:
+        return item, m.Reason(m.R_LIKELY, label, "only inode numbers tie this directory to the "
+                              "layer in use (the overlay gives no handles): a copy or snapshot "
+                              "with the same inode numbers would look the same")
     return item, None
 
 

@@ -20,6 +20,7 @@ DUMP_SCHEMA = 1
 PROVEN = "proven"          # the engine proved this is the real directory in use
 UNPROVABLE = "unprovable"  # the kernel keeps no identity for it (workdir, data-only, covered)
 BLOCKED = "blocked"        # cannot be restored: see the overlay's reasons
+LIKELY = "likely"          # found, but only inode numbers tie it to the layer in use (no handles)
 
 # Which view a layer's ``path`` belongs to.
 VIEW_NAMESPACE = "namespace"  # the inspected process's own mount namespace (its root)
@@ -36,6 +37,29 @@ R_COVERED = "covered-unreachable"
 R_WORK = "work-other-fs"
 R_SUBDIR = "bound-subdirectory"
 R_NO_LAYERS = "no-layers"
+# Only inode evidence (rootless overlays give no handles): a snapshot or copy of the layer with
+# the same inode numbers would look the same, so it is not proof enough to write to it.
+R_LIKELY = "likely-only"
+
+# ``dump --verify``: why an overlay's ``verified`` is not true (``reason`` of a verify entry).
+V_DIFFERS = "differs"                # the rebuilt merged tree differs (see ``difference``)
+V_REBUILD_FAILED = "rebuild-failed"  # a layer was not found again, or the mount failed
+V_BOUNDED = "bounded"                # a bound stopped the comparison first (verified: null)
+V_NOT_RESTORABLE = "not-restorable"  # the dump's reasons block it (``skipped``; verified: null)
+V_LIKELY = "likely-only"             # rebuilt and compared, but some layer is only likely
+V_NO_USERNS = "no-user-namespace"    # non-root: the kernel refused a user namespace
+V_TRUSTED_XATTRS = "trusted-xattrs"  # non-root: a rebuild in a user namespace cannot read
+                                     # trusted.overlay.* (the overlay is not ``userxattr``)
+V_UNREADABLE = "unreadable"          # some entries could not be read as this user
+V_LIVE_UNREACHABLE = "live-unreachable"  # the live overlay could not be opened
+V_UPPER_NOT_IN_USE = "upper-not-in-use"  # the dumped upper is no mounted overlay's upper
+V_NEEDS_ROOT = "needs-root"          # non-root: layers left unproven only for lack of privilege
+                                     # (no-decode-privilege, noatime-refused, no-view)
+# ``verified: false`` because of a difference (exit status 1) ...
+V_FAILURES = frozenset({V_DIFFERS, V_REBUILD_FAILED, V_UPPER_NOT_IN_USE})
+# ... or because it cannot be proven here (exit status 3).
+V_UNPROVEN = frozenset({V_LIKELY, V_NO_USERNS, V_TRUSTED_XATTRS, V_UNREADABLE,
+                        V_LIVE_UNREACHABLE, V_NEEDS_ROOT})
 
 
 class DumpError(ValueError):

@@ -108,6 +108,28 @@ def replay(steps: list[m.Step], target: str, fds: Mapping[str, int]) -> None:
     ``fds`` holds an O_PATH fd per layer label, opened and checked by the caller; it is what
     FSCONFIG_SET_FD passes.
     """
+    mnt = _run(steps, fds, target)
+    if mnt >= 0:
+        os.close(mnt)
+
+
+def replay_detached(steps: list[m.Step], fds: Mapping[str, int]) -> int:
+    """Run ``steps`` up to ``fsmount`` and return the detached mount's fd (owned by the caller):
+    the overlay is attached nowhere, and goes away when the last fd on it is closed."""
+    mnt = _run([s for s in steps if s.call != "move_mount"], fds, None)
+    if mnt < 0:
+        raise ReplayError(len(steps), OSError(22, "the recipe has no fsmount step"))
+    return mnt
+
+
+def by_fd(steps: list[m.Step]) -> list[m.Step]:
+    """The same steps with every layer path given as FSCONFIG_SET_FD (the caller's checked fds),
+    so nothing is resolved again between the check and the mount."""
+    return [m.Step(s.call, SET_FD, s.key, s.value, s.layer, list(s.attrs))
+            if s.call == "fsconfig" and s.layer is not None else s for s in steps]
+
+
+def _run(steps: list[m.Step], fds: Mapping[str, int], target: str | None) -> int:
     ctx = mnt = -1
     try:
         for number, step in enumerate(steps):
@@ -121,16 +143,20 @@ def replay(steps: list[m.Step], target: str, fds: Mapping[str, int]) -> None:
                     for attr in step.attrs:
                         flags |= MOUNT_ATTRS.get(attr, 0)
                     mnt = api.fsmount(ctx, attr_flags=flags)
-                elif step.call == "move_mount":
+                elif step.call == "move_mount" and target is not None:
                     api.move_mount(mnt, "", api.AT_FDCWD, target)
                 else:
                     raise OSError(22, f"unknown call {step.call!r}")
             except OSError as exc:
                 raise ReplayError(number, exc) from None
+    except BaseException:
+        if mnt >= 0:
+            os.close(mnt)
+        raise
     finally:
-        for fd in (ctx, mnt):
-            if fd >= 0:
-                os.close(fd)
+        if ctx >= 0:
+            os.close(ctx)
+    return mnt
 
 
 def _fsconfig(ctx: int, step: m.Step, fds: Mapping[str, int]) -> None:

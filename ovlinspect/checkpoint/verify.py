@@ -1,12 +1,35 @@
-"""``dump --verify``: rebuild each restorable overlay in a throwaway private mount namespace and
-compare the rebuilt merged tree with the live one.
+"""``dump --verify``: rebuild each overlay in a throwaway namespace and compare the rebuilt merged
+tree with the live one.
 
-The rebuild runs in a forked child that unshares its mount namespace (and makes it private), so
-nothing it mounts is ever seen by anyone else; the namespace dies with the child.  The live
-overlay keeps running meanwhile, so the rebuild is read-only: the upper is stacked as the top
-lower and no workdir is given (mounting a second overlay on the live upper/workdir would reset
-its work directory).  Each layer is still checked by handle against the dump.  The live merged
-tree is opened before the fork and only read.
+As root, a restorable overlay is rebuilt by :func:`ovlinspect.checkpoint.restore.restore` in a
+forked child that unshares its mount namespace (and makes it private), so nothing it mounts is
+ever seen by anyone else; the namespace dies with the child.  The live overlay keeps running
+meanwhile, so the rebuild is read-only: the upper is stacked as the top lower and no workdir is
+given (mounting a second overlay on the live upper/workdir would reset its work directory).  Each
+layer is still checked by handle against the dump.  The live merged tree is opened before the
+fork and only read, through a read-only, noatime clone of its mount where the kernel allows
+(``live``: ``quiet-clone``, else ``direct``; see :mod:`ovlinspect.checkpoint.live`).
+
+Otherwise (not root, or layers that are only ``likely``) the same read-only rebuild is made as a
+detached mount by :mod:`ovlinspect.checkpoint.rebuild`, in a user namespace when not root, and
+compared by this process.  ``verified`` is true only when every layer was proven by handle in
+the dump and the whole tree compared equal.  Each entry's ``reason`` says why not (the ``V_*``
+codes of :mod:`ovlinspect.checkpoint.model`):
+
+- ``likely-only``: rebuilt and compared (``tree`` says how it went), but some layer is tied to
+  the overlay only by inode numbers (a rootless overlay gives no handles, even to root), so
+  ``verified`` stays false;
+- ``trusted-xattrs``: not root and the overlay is not ``userxattr``: a rebuild in a user
+  namespace cannot read trusted.overlay.* (opaque, redirect, metacopy) and would build another
+  tree, so none is attempted;
+- ``no-user-namespace``: not root and the kernel refused a user namespace;
+- ``unreadable``: no difference, but some entries could not be read as this user;
+- ``upper-not-in-use``: the dumped upper is the upper of no mounted overlay
+  (:mod:`ovlinspect.checkpoint.inuse`), so it is not this one's: the dump is wrong;
+- ``needs-root``: not root, and the dump is not restorable only because layers are unproven for
+  lack of privilege (``no-decode-privilege``, ``noatime-refused``, ``no-view``): nothing is
+  rebuilt;
+- ``differs`` / ``rebuild-failed`` / ``bounded`` / ``not-restorable`` / ``live-unreachable``.
 """
 
 from __future__ import annotations
@@ -21,9 +44,13 @@ import time
 from typing import Any
 
 from ovlinspect.checkpoint import model as m
-from ovlinspect.checkpoint.compare import Bounds, compare_trees
+from ovlinspect.checkpoint.compare import Bounds, compare_trees, open_dir
+from ovlinspect.checkpoint.live import live_dir
+from ovlinspect.checkpoint.rebuild import rebuild
+from ovlinspect.host.quietlink import privileged
 from ovlinspect.host.view import View
 from ovlinspect.kernel import mountapi as api
+from ovlinspect.model.reasons import Reason
 
 
 def verify_dump(dump: m.Dump, bounds: Bounds) -> list[dict[str, Any]]:
@@ -31,14 +58,16 @@ def verify_dump(dump: m.Dump, bounds: Bounds) -> list[dict[str, Any]]:
     return [verify_overlay(ov, bounds) for ov in dump.overlays]
 
 
-def _live_root(ov: m.DumpOverlay) -> int:
-    view = View(ov.pid or os.getpid())
+def _live_root(ov: m.DumpOverlay) -> tuple[int, str]:
+    """The live overlay's root to read through, and how (see :mod:`.live`)."""
+    pid = ov.pid or os.getpid()
+    view = View(pid)
     try:
         fd, why = view.open_mount(ov.mount_point, ov.mount_id)
         if fd is None:
             raise OSError(2, why or "the live overlay is unreachable")
         try:
-            return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            return live_dir(fd, pid)
         finally:
             os.close(fd)
     finally:
@@ -48,33 +77,117 @@ def _live_root(ov: m.DumpOverlay) -> int:
 def verify_overlay(ov: m.DumpOverlay, bounds: Bounds) -> dict[str, Any]:
     """Rebuild ``ov`` in a throwaway namespace and compare; ``verified`` True/False/None."""
     entry: dict[str, Any] = {"mount_point": m.text_to_wire(ov.mount_point),
-                             "mount_id": ov.mount_id, "verified": None}
-    if not ov.restorable:
+                             "mount_id": ov.mount_id, "verified": None, "reason": None}
+    codes = {r.code for r in ov.reasons}
+    likely = bool(codes) and codes <= {m.R_LIKELY}
+    root = privileged()
+    if not ov.restorable and not likely:
         entry["skipped"] = [r.code for r in ov.reasons]
+        if not root and _for_lack_of_privilege(ov):
+            return _unproven(entry, m.V_NEEDS_ROOT, "some layer is unproven only because this "
+                             "user may not decode handles, read it without changing atimes, "
+                             "or look into the process")
+        entry["reason"] = m.V_NOT_RESTORABLE
         return entry
-    if os.geteuid() != 0:
-        entry["error"] = "--verify needs root (mounting, and decoding handles)"
-        return entry
+    if not root and not ov.options.userxattr:
+        return _unproven(entry, m.V_TRUSTED_XATTRS, "a rebuild in a user namespace cannot read "
+                         "trusted.overlay.* xattrs; only root can rebuild this overlay")
     start = time.monotonic()
     try:
-        live = _live_root(ov)
+        live, entry["live"] = _live_root(ov)
     except OSError as exc:
-        entry["error"] = f"cannot open the live overlay: {exc.strerror or exc}"
-        return entry
-    target = tempfile.mkdtemp(prefix="ovlinspect-verify-")
+        return _unproven(entry, m.V_LIVE_UNREACHABLE,
+                         f"cannot open the live overlay: {exc.strerror or exc}")
     try:
-        entry.update(_wire_paths(_in_child(ov, live, target, bounds)))
+        if ov.restorable and root:
+            target = tempfile.mkdtemp(prefix="ovlinspect-verify-")
+            try:
+                entry.update(_in_child(ov, live, target, bounds))
+            finally:
+                shutil.rmtree(target, ignore_errors=True)
+        else:
+            entry.update(_detached(ov, live, bounds, userns=not root))
     finally:
         os.close(live)
-        shutil.rmtree(target, ignore_errors=True)
+    entry.update(_wire_paths(_verdict(entry, likely)))
     entry["seconds"] = round(time.monotonic() - start, 3)
     return entry
+
+
+PRIVILEGE_REASONS = frozenset({Reason.NO_DECODE_PRIVILEGE.value, Reason.NOATIME_REFUSED.value,
+                               Reason.NO_VIEW.value})
+
+
+def _for_lack_of_privilege(ov: m.DumpOverlay) -> bool:
+    """Every blocking reason is a layer only likely, or unverified for a reason that root would
+    not meet; at least one of the latter."""
+    def proof_reason(label: str | None) -> str | None:
+        item = ov.layer(label) if label is not None else None
+        return None if item is None else item.proof.get("reason")
+
+    lacking = [r for r in ov.reasons if r.code == m.R_UNVERIFIED
+               and proof_reason(r.layer) in PRIVILEGE_REASONS]
+    rest = [r for r in ov.reasons if r.code != m.R_LIKELY and r not in lacking]
+    return bool(lacking) and not rest
+
+
+def _unproven(entry: dict[str, Any], reason: str, error: str) -> dict[str, Any]:
+    entry.update(verified=False, reason=reason, error=error)
+    return entry
+
+
+def _detached(ov: m.DumpOverlay, live: int, bounds: Bounds, *, userns: bool) -> dict[str, Any]:
+    """The rebuild as a detached mount (see :mod:`ovlinspect.checkpoint.rebuild`), compared
+    here."""
+    built = rebuild(ov, userns=userns, timeout=bounds.max_seconds + 60)
+    out: dict[str, Any] = {"rebuild": built.mode, "layers": built.layers,
+                           "upper_in_use": built.upper_in_use}
+    if built.fd is None:
+        out.update(verified=False, reason=built.reason, error=built.error)
+        if built.reason == m.V_REBUILD_FAILED:
+            out["difference"] = {"what": "restore", "why": built.error}
+        return out
+    try:
+        new = open_dir(built.fd)
+    finally:
+        os.close(built.fd)
+    try:
+        out.update(compare_trees(live, new, bounds))
+    finally:
+        os.close(new)
+    return out
+
+
+def _verdict(out: dict[str, Any], likely: bool) -> dict[str, Any]:
+    """``verified`` and ``reason`` from the comparison: true only for a complete, equal tree of
+    proven layers, read in full."""
+    if out.get("reason") is not None:
+        return out
+    if "entries" not in out:  # the rebuild failed before any comparison
+        out["verified"], out["reason"] = False, m.V_REBUILD_FAILED
+        return out
+    tree = "differs" if out["verified"] is False else (
+        "bounded" if out["verified"] is None else "same")
+    out["tree"] = tree
+    if out.get("upper_in_use") is False:
+        out["verified"], out["reason"] = False, m.V_UPPER_NOT_IN_USE
+    elif tree == "differs":
+        out["reason"] = m.V_DIFFERS
+    elif tree == "bounded":
+        out["reason"] = m.V_BOUNDED
+    elif out.get("unreadable"):
+        out["verified"], out["reason"] = False, m.V_UNREADABLE
+    elif likely:
+        out["verified"], out["reason"] = False, m.V_LIKELY
+    return out
 
 
 def _wire_paths(out: dict[str, Any]) -> dict[str, Any]:
     """Paths from the tree walk as lossless wire text (non-UTF-8 names as base64)."""
     if isinstance(out.get("where"), str):
         out["where"] = m.text_to_wire(out["where"])
+    if isinstance(out.get("first_unreadable"), str):
+        out["first_unreadable"] = m.text_to_wire(out["first_unreadable"])
     diff = out.get("difference")
     if isinstance(diff, dict) and isinstance(diff.get("path"), str):
         diff["path"] = m.text_to_wire(diff["path"])
@@ -130,7 +243,7 @@ def _child(ov: m.DumpOverlay, live: int, target: str, bounds: Bounds) -> dict[st
         out["verified"] = False
         out["difference"] = {"what": "restore", "why": result.error}
         return out
-    new = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    new = open_dir(api.AT_FDCWD, target)
     try:
         out.update(compare_trees(live, new, bounds))
     finally:

@@ -1,10 +1,14 @@
 """``ovlinspect dump``: what it takes to rebuild every overlay of a namespace, as JSON.
 
 Exit status: 0 the dump was written (overlays that cannot be restored say so in the dump);
-1 with ``--verify``, when some restorable overlay's rebuild differs from the live one or could
-not be rebuilt; 2 a usage error or bad input (no such process, MOUNT_POINT is not an overlay,
-unwritable ``-o``).
-"""
+1 with ``--verify``, when some overlay's rebuild differs from the live one or could not be
+rebuilt, or its dumped upper is no mounted overlay's upper (``reason`` ``differs``,
+``rebuild-failed`` or ``upper-not-in-use``); 2 a usage error or bad input (no such process,
+MOUNT_POINT is not an overlay, unwritable ``-o``); 3 with ``--verify``, when none of those
+happened but some overlay could not be proven here (``reason`` ``likely-only``,
+``trusted-xattrs``, ``no-user-namespace``, ``unreadable``, ``live-unreachable`` or
+``needs-root``): as a user without root, or for a rootless overlay, whose layers only inode
+numbers tie to it."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from ovlinspect.cli.options import EXIT_OK, EXIT_USAGE
 from ovlinspect.report.textsafe import visible
 
 EXIT_DIFFERS = 1
+EXIT_UNPROVEN = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the dump to FILE")
     parser.add_argument("--verify", action="store_true",
                         help="also rebuild each restorable overlay in a throwaway private mount "
-                        "namespace and compare its merged tree with the live one")
+                        "namespace (a user namespace when not root) and compare its merged tree "
+                        "with the live one; exit 1 when one differs, 3 when one cannot be proven")
     parser.add_argument("--max-entries", type=int, default=100_000, metavar="N",
                         help="--verify: compare at most N entries per overlay")
     parser.add_argument("--max-seconds", type=float, default=30.0, metavar="S",
@@ -73,9 +79,14 @@ def main(argv: Sequence[str]) -> int:
 
         bounds = Bounds(max_entries=args.max_entries, max_seconds=args.max_seconds,
                         hash_limit=args.hash_limit)
+        from ovlinspect.checkpoint.model import V_FAILURES, V_UNPROVEN
+
         dump.verify = verify_dump(dump, bounds)
-        if any(v.get("verified") is False for v in dump.verify):
+        found = {v.get("reason") for v in dump.verify}
+        if found & V_FAILURES:
             status = EXIT_DIFFERS
+        elif found & V_UNPROVEN:
+            status = EXIT_UNPROVEN
     text = json.dumps(dump_to_wire(dump), indent=1, ensure_ascii=True) + "\n"
     try:
         if args.output:
