@@ -1,56 +1,57 @@
-"""Render the README screenshots from the fixture scan: ``screenshots/*.svg``.
+"""Render the README screenshots from the live ``ovlinspect demo`` lab: ``screenshots/*.svg``.
 
-Run: ``.venv/bin/python scripts/export_screenshots.py [--out DIR] [--scan FILE]``.  Every SVG
-is generated here, never edited by hand.
+Run as root (or where user namespaces are allowed): ``.venv/bin/python
+scripts/export_screenshots.py [--out DIR]``.  The lab is built in its own private mount
+namespace, exactly as ``ovlinspect demo`` builds it, and each scene is the TUI on it, headless,
+after the scene's keys.  Every SVG is generated here, never edited by hand (pids, mount ids and
+uuids are the lab's of the day).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ovlinspect.model import Scan
-from ovlinspect.tui.app import OvlInspectApp
+from ovlinspect.lab import Lab
+from ovlinspect.tui import build_app
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT / "tests" / "tui" / "fixtures" / "scan.json"
-SIZE = (120, 40)
+DETACHED = "/tmp/ovlinspect-demo/3-detached-lower"
 
 
-async def _overview(pilot: Any) -> None:
-    pass
+@dataclass(frozen=True)
+class Scene:
+    """One screenshot: the terminal size, what is selected and opened, the keys pressed."""
+
+    size: tuple[int, int]
+    select: str | None = None
+    expand: bool = False
+    keys: Sequence[str] = ()
 
 
-async def _layers_source_detached(pilot: Any) -> None:
-    pilot.app.mount_tree.focus()
-    # mount #802 → expand → lower[1] (source-detached) → expand its facts
-    await pilot.press("down", "right", "down", "down", "down", "down", "right")
-
-
-async def _help(pilot: Any) -> None:
-    await pilot.press("question_mark")
-
-
-SCENES: dict[str, Callable[[Any], Awaitable[None]]] = {
-    "overview": _overview,
-    "layers-source-detached": _layers_source_detached,
-    "help": _help,
+SCENES = {
+    "overview": Scene((120, 40)),
+    "overview-80x24": Scene((80, 24)),
+    "layers-source-detached": Scene((120, 40), select=DETACHED, expand=True),
+    "one-pane-60x20": Scene((60, 20)),
+    "help": Scene((120, 40), keys=("question_mark",)),
 }
 
 
-async def render(scan: Scan, scene: Callable[[Any], Awaitable[None]]) -> str:
-    """The app on ``scan`` after ``scene``'s keys, as SVG."""
-    app = OvlInspectApp(lambda: copy.deepcopy(scan))
+async def render(pids: list[int], scene: Scene) -> str:
+    """The TUI on the lab after ``scene``'s keys, as SVG."""
+    app = build_app(pids, watch_mounts=False, select=scene.select, expand=scene.expand)
     app.animation_level = "none"
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=scene.size) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        await scene(pilot)
+        while app.mount_tree.filling or app.ns_table.restoring:
+            await pilot.pause()
+        if scene.keys:
+            await pilot.press(*scene.keys)
         await pilot.pause()
         return app.export_screenshot()
 
@@ -58,14 +59,17 @@ async def render(scan: Scan, scene: Callable[[Any], Awaitable[None]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    parser.add_argument("--scan", type=Path, default=FIXTURE, help="a scan JSON (--json output)")
     args = parser.parse_args()
-    scan = Scan.from_dict(json.loads(args.scan.read_text(encoding="utf-8")))
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, scene in SCENES.items():
-        path = args.out / f"{name}.svg"
-        path.write_text(asyncio.run(render(scan, scene)), encoding="utf-8")
-        print(path)
+    lab = Lab()
+    lab.start()
+    try:
+        for name, scene in SCENES.items():
+            path = args.out / f"{name}.svg"
+            path.write_text(asyncio.run(render(lab.pids, scene)), encoding="utf-8")
+            print(path)
+    finally:
+        lab.stop()
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         from ovlinspect.tui import save_screenshot
 
         try:
-            save_screenshot(args.screenshot, size=args.size, pids=lab.pids)
+            save_screenshot(args.screenshot, size=args.size, pids=lab.pids,
+                            select=args.select, expand=args.expand)
         except (ScanError, OSError) as exc:
             print(f"ovlinspect demo: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         from ovlinspect.tui import run_app
 
         return run_app(pids=lab.pids, scan_result=None, screenshot_dir=args.screenshot_dir,
-                       watch=args.watch)
+                       watch=args.watch, select=args.select, expand=args.expand)
     from ovlinspect.engine.scan import ScanError, scan
 
     try:

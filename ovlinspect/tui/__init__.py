@@ -7,26 +7,59 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
 
 from ovlinspect.model import Scan
 from ovlinspect.tui.app import OvlInspectApp, Scanner
 
 
 def live_scanner(pids: list[int] | None) -> Scanner:
-    """A scanner of the live system (``ovlinspect.engine.scan``), imported when first used."""
+    """A scanner of the live system (``ovlinspect.engine.scan``), imported when first used.
+
+    When every process of ``pids`` has exited, the scan is empty rather than failed: the TUI
+    then shows their namespaces as gone (a bad pid still fails the first scan)."""
+    seen: set[int] = set()
 
     def run() -> Scan:
-        from ovlinspect.engine.scan import scan
+        from ovlinspect.engine.scan import ScanError, scan
 
-        return scan(pids=pids)
+        try:
+            result = scan(pids=pids)
+        except ScanError:
+            if pids and seen and not any(os.path.exists(f"/proc/{p}/mountinfo") and
+                                         _alive(p) for p in pids):
+                return Scan()
+            raise
+        seen.update(pids or [])
+        return result
 
+    def steps(first: Callable[[], int | None]) -> Iterator[object]:
+        """The first scan in steps (see :func:`ovlinspect.engine.progressive.scan_steps`)."""
+        from ovlinspect.engine.progressive import scan_steps
+
+        seen.update(pids or [])
+        return scan_steps(pids, first)
+
+    run.steps = steps  # type: ignore[attr-defined]
     return run
+
+
+def _alive(pid: int) -> bool:
+    """False for a pid that is gone or a zombie (state Z or X in /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def build_app(pids: list[int] | None = None, scan_result: Scan | None = None,
               screenshot_dir: str = ".", watch: float | None = None,
-              watch_mounts: bool | None = None) -> OvlInspectApp:
-    """The app for the CLI's arguments: a fixed scan result, or live scans."""
+              watch_mounts: bool | None = None, select: str | None = None,
+              expand: bool = False) -> OvlInspectApp:
+    """The app for the CLI's arguments: a fixed scan result, or live scans; ``select`` (a mount
+    point or id) and ``expand`` choose what the first screen opens."""
     if scan_result is not None:
         result = scan_result
         scanner: Scanner = lambda: result  # noqa: E731
@@ -35,7 +68,7 @@ def build_app(pids: list[int] | None = None, scan_result: Scan | None = None,
     if watch_mounts is None:
         watch_mounts = scan_result is None
     return OvlInspectApp(scanner, focus_pids=pids, screenshot_dir=screenshot_dir, watch=watch,
-                         watch_mounts=watch_mounts)
+                         watch_mounts=watch_mounts, select=select, expand=expand)
 
 
 def _keyboard_from_terminal() -> str | None:
@@ -57,13 +90,14 @@ def _keyboard_from_terminal() -> str | None:
 
 
 def run_app(pids: list[int] | None = None, scan_result: Scan | None = None,
-            screenshot_dir: str = ".", watch: float | None = None) -> int:
+            screenshot_dir: str = ".", watch: float | None = None, select: str | None = None,
+            expand: bool = False) -> int:
     """Run the TUI until the user quits; the exit status (2 when there is no terminal)."""
     problem = _keyboard_from_terminal()
     if problem is not None:
         print(f"ovlinspect: {problem}", file=sys.stderr)
         return 2  # the CLI's usage / bad-input status
-    app = build_app(pids, scan_result, screenshot_dir, watch)
+    app = build_app(pids, scan_result, screenshot_dir, watch, select=select, expand=expand)
     app.run()
     return app.return_code or 0
 
@@ -79,16 +113,21 @@ async def render_svg(app: OvlInspectApp, size: tuple[int, int] = (120, 40)) -> s
         await pilot.pause()
         if app.scan is None and app.scan_error is not None:
             raise app.scan_error
+        while app.mount_tree.filling or app.ns_table.restoring:
+            await pilot.pause()
+        await pilot.pause()
         svg = app.export_screenshot()
     return svg
 
 
 def save_screenshot(path: str, size: tuple[int, int] = (120, 40), pids: list[int] | None = None,
-                    scan_result: Scan | None = None) -> None:
-    """Render the TUI headless (after the scan) into the SVG file ``path``."""
+                    scan_result: Scan | None = None, select: str | None = None,
+                    expand: bool = False) -> None:
+    """Render the TUI headless (after the scan) into the SVG file ``path``: the worst mount
+    selected, or ``select``'s; ``expand`` opens it and its layers."""
     import asyncio
 
-    app = build_app(pids, scan_result, watch_mounts=False)
+    app = build_app(pids, scan_result, watch_mounts=False, select=select, expand=expand)
     svg = asyncio.run(render_svg(app, size))
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(svg)

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import Footer, Input
 from textual.worker import get_current_worker
 
-from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
+from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.messages import ChangesBatch, ViewFailed
 from ovlinspect.tui.mount_view import MountView
 
@@ -30,21 +30,17 @@ MARK_ORDER: tuple[str | None, ...] = (None, "A", "C", "M", "D", "R")
 
 def change_row(change: Any) -> tuple[Text, Text, Text]:
     """The mark (letter and word), type and path (``from`` for a renamed directory)."""
-    path = Text(visible(change.path, keep_backslash=False), end="")
+    path = labels.safe(change.path)
     if change.from_path is not None:
         path.append("  ← from ", style="dim")
-        path.append(visible(change.from_path, keep_backslash=False))
+        labels.put(path, change.from_path)
     return labels.change_mark(change.kind.mark), Text(change.type), path
 
 
 class ChangesScreen(MountView):
     """The changes of one overlay mount, as ``ovlinspect diff`` lists them."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back"),
-        Binding("m", "cycle_mark", "Mark filter"),
-        Binding("slash", "filter", "Filter path"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("views", "changes")
 
     def __init__(self, pid: int, mount_id: int, mount_point: str) -> None:
         super().__init__(pid, mount_id, mount_point, "changes")
@@ -169,7 +165,7 @@ class ChangesScreen(MountView):
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         if self.error is not None:
             text.append("error: ", style="bold red")
-            text.append(visible(self.error))
+            labels.put(text, self.error)
             self.status.update(text)
             return
         text.append(f"{len(self.changes)} changes")
@@ -189,10 +185,10 @@ class ChangesScreen(MountView):
             text.append_text(labels.change_mark(self.mark_filter))
         if self.path_query:
             text.append(" · path: ")
-            text.append(visible(self.path_query))
+            labels.put(text, self.path_query)
         for note in self.notes[:2]:
             text.append(" · ")
-            text.append(visible(note), style="yellow")
+            labels.put(text, note, "yellow")
         self.status.update(text)
 
     def action_cycle_mark(self) -> None:

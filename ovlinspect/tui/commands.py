@@ -10,27 +10,26 @@ from textual.command import DiscoveryHit, Hit, Hits, Matcher, Provider
 from textual.content import Content
 
 from ovlinspect.report.textsafe import visible
+from ovlinspect.tui.keys import KEYS
 from ovlinspect.tui.view import ns_key
 
 if TYPE_CHECKING:
     from ovlinspect.tui.app import OvlInspectApp
 
-#: (title, help, app method); help strings are ours, so markup in them is safe.
-ACTIONS: tuple[tuple[str, str, str], ...] = (
-    ("Filter", "Filter by path, pid, comm, container or hazard code (/)", "action_filter"),
-    ("Clear filter", "Show everything again (esc)", "action_clear_filter"),
-    ("Toggle hazards only", "Show only mounts with hazards (h)", "action_toggle_hazards"),
-    ("Rescan", "Scan the mount namespaces again (r)", "action_rescan"),
-    ("Save SVG screenshot", "Save the screen as an SVG file (s)", "action_save_svg"),
-    ("Write mount JSON", "Write the selected mount as JSON to a file (j)", "action_write_json"),
-    ("Copy mount JSON", "Copy the selected mount's JSON to the clipboard (y)",
-     "action_copy_json"),
-    ("Files", "The selected mount's merged tree and the layer serving each entry (f)",
-     "action_files"),
-    ("Changes", "The selected mount's changes since its image (c)", "action_changes"),
-    ("Help", "Keys and hazard codes (?)", "action_help"),
-    ("Quit", "Quit ovlinspect (q)", "action_quit"),
-)
+def palette_actions() -> list[tuple[str, str, str]]:
+    """(title, help, action) of every key with a palette title; help strings are ours."""
+    return [(key.palette, f"{key.help[:1].upper()}{key.help[1:]} ({key.shown})", key.action)
+            for key in KEYS if key.palette]
+
+
+def bound(app: object, action: str) -> Callable[[], object]:
+    """The app method that ``action`` (``name`` or ``name(int)``) names, ready to call."""
+    name, _, arg = action.partition("(")
+    method = getattr(app, f"action_{name}")
+    return partial(method, int(arg.rstrip(")"))) if arg else method
+
+
+ACTIONS: tuple[tuple[str, str, str], ...] = tuple(palette_actions())
 
 MAX_HITS = 50
 
@@ -75,16 +74,16 @@ class OvlCommands(Provider):
 
     async def discover(self) -> Hits:
         app = self._app
-        for title, help_text, method in ACTIONS:
-            yield DiscoveryHit(title, getattr(app, method), help=help_text)
+        for title, help_text, action in ACTIONS:
+            yield DiscoveryHit(title, bound(app, action), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         app = self._app
-        for title, help_text, method in ACTIONS:
+        for title, help_text, action in ACTIONS:
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, highlight(matcher, title), getattr(app, method), text=title,
+                yield Hit(score, highlight(matcher, title), bound(app, action), text=title,
                           help=help_text)
         scored = []
         for text, help_text, command in self._targets():

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.binding import BindingType
 from textual.widgets import RichLog
 
 from ovlinspect.model import Handle, Hazard, Layer, Namespace, Overlay, Scan, worst
 from ovlinspect.model.hazards import CATALOGUE
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
+from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.view import Summary, ordered_layers
 
 MAX_PROCESSES = 200
@@ -64,7 +68,7 @@ def hazard_block(hazards: list[Hazard]) -> RenderableType:
     groups = sorted(by_code.values(), key=lambda hs: -hs[0].severity.rank)
     for n, group in enumerate(groups):
         first = group[0]
-        head = Text(visible(first.code), style="bold", end="")
+        head = labels.safe(first.code, "bold")
         where = [visible(h.layer) if h.layer else "mount" for h in group]
         head.append(f"  on {', '.join(dict.fromkeys(where))}", style="dim")
         if n:
@@ -159,7 +163,7 @@ def overlay_details(overlay: Overlay) -> RenderableType:
         value = labels.safe(layer.declared)
         if layer.real_path and layer.real_path != layer.declared:
             value.append("  → ", style="dim")
-            value.append(visible(layer.real_path))
+            labels.put(value, layer.real_path)
         value.append("  ")
         value.append_text(labels.verified(layer.verified))
         if layer.hazards:
@@ -186,7 +190,7 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
     result = labels.verified(layer.verified)
     if layer.verify_note:
         result.append("  ")
-        result.append(visible(layer.verify_note))
+        labels.put(result, layer.verify_note)
     _row(grid, "verified", result)
     proof = layer.proof
     _row(grid, "proof", f"{proof.method.value}, "
@@ -210,16 +214,46 @@ def layer_details(overlay: Overlay, layer: Layer) -> RenderableType:
 class DetailsPane(RichLog):
     """A scrollable pane that shows one renderable, rendered once per width (not per paint)."""
 
+    BINDINGS: ClassVar[list[BindingType]] = bindings("panes")
+
+    def action_cursor_down(self) -> None:
+        """j / ↓: scroll a line down."""
+        self.scroll_down(animate=False)
+
+    def action_cursor_up(self) -> None:
+        """k / ↑: scroll a line up."""
+        self.scroll_up(animate=False)
+
+    def action_first(self) -> None:
+        """g / home: the top."""
+        self.scroll_home(animate=False)
+
+    def action_last(self) -> None:
+        """G / end: the bottom."""
+        self.scroll_end(animate=False)
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, wrap=True, markup=False, highlight=False, auto_scroll=False,
                          min_width=10)
         self.renderable: RenderableType = Text("Waiting for the scan…", style="dim")
         self._width = 0
+        self._source: tuple[object, ...] | None = None
 
-    def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
-        """Replace the content; scroll back to the top unless ``keep_scroll``."""
+    def show(self, renderable: RenderableType, *, keep_scroll: bool = False,
+             source: tuple[object, ...] | None = None) -> None:
+        """Replace the content; scroll back to the top unless ``keep_scroll``.  When ``source``
+        (what the renderable was made from) is the one shown, nothing is redrawn."""
+        if self.shows(source):
+            return
+        self._source = source
         self.renderable = renderable
         self._render(keep_scroll)
+
+    def shows(self, source: tuple[object, ...] | None) -> bool:
+        """True when what is shown was made from ``source`` (the same objects)."""
+        old = self._source
+        return (source is not None and old is not None and len(source) == len(old)
+                and all(a is b for a, b in zip(source, old, strict=True)))
 
     def _render(self, keep_scroll: bool) -> None:
         y = self.scroll_y

@@ -1,4 +1,5 @@
-"""Files the TUI writes: JSON of one mount, SVG screenshots; unique names, never overwritten."""
+"""Files the TUI writes: SVG screenshots (unique names, never overwritten) and the JSON of one
+mount (one file per mount, replaced atomically on each press)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,21 @@ def write_new(path: str, text: str) -> None:
     """Write ``text`` to a file that must not exist yet."""
     with open(path, "x", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def replace_file(path: str, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically (a temporary file, then rename); True when a file
+    was replaced.  A symlink at ``path`` is replaced, never followed."""
+    existed = os.path.lexists(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "x", encoding="utf-8") as handle:
+        handle.write(text)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
+    return existed
 
 
 def timestamp() -> str:

@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
+from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.messages import FilesPage, FilesReady, HiddenPage, ViewFailed
 from ovlinspect.tui.mount_view import MountView
 
@@ -72,8 +73,7 @@ def entry_marks(entry: Any) -> Text:
 
 def entry_name(name: str, kind: str, *, hidden: bool = False) -> Text:
     """A name, made visible, with ``/`` after a directory."""
-    text = Text(visible(name), style="dim strike" if hidden else ("bold" if kind == "dir" else ""),
-                end="")
+    text = labels.safe(name, "dim strike" if hidden else ("bold" if kind == "dir" else ""))
     if kind == "dir":
         text.append("/")
     return text
@@ -103,12 +103,7 @@ def legend(layers: list[str]) -> Text:
 class FilesScreen(MountView):
     """A lazy browser of one overlay's merged tree."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Back"),
-        Binding("backspace", "parent", "Parent dir"),
-        Binding("l", "cycle_layer", "Layer filter"),
-        Binding("H", "toggle_hidden", "Hidden"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("views", "files")
 
     def __init__(self, pid: int, mount_id: int, mount_point: str) -> None:
         super().__init__(pid, mount_id, mount_point, "files")
@@ -373,14 +368,14 @@ class FilesScreen(MountView):
             shown = self.cwd
             if self.root and shown.startswith(self.root):
                 shown = shown[len(self.root):]
-            text.append(visible("/" + shown.strip("/")), style="bold cyan")
+            labels.put(text, "/" + shown.strip("/"), "bold cyan")
         self.head.update(text)
 
     def _show_status(self) -> None:
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         if self.error is not None:
             text.append("error: ", style="bold red")
-            text.append(visible(self.error))
+            labels.put(text, self.error)
             self.status.update(text)
             return
         state = self.dirs.get(self.cwd or "")
@@ -410,7 +405,7 @@ class FilesScreen(MountView):
             text.append_text(labels.layer_tag(self.layer_filter, width=0))
         for note in [*self.notes, *state.notes][:2]:
             text.append(" · ")
-            text.append(visible(note), style="yellow")
+            labels.put(text, note, "yellow")
         self.status.update(text)
 
     # ---- events and actions --------------------------------------------------------------

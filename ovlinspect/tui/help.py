@@ -1,4 +1,5 @@
-"""The ``?`` screen: keys, badges, and every hazard code's meaning from the catalogue."""
+"""The ``?`` screen: keys (from :data:`~ovlinspect.tui.keys.KEYS`), badges, and every hazard
+code's meaning from the catalogue."""
 
 from __future__ import annotations
 
@@ -13,31 +14,15 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ovlinspect.model import Severity, Verified
+from ovlinspect.model import Severity, Status, Verified
 from ovlinspect.model.hazards import CATALOGUE
 from ovlinspect.tui import labels
+from ovlinspect.tui.keys import KEYS
 
-KEYS: tuple[tuple[str, str], ...] = (
-    ("/", "filter by path, pid, comm, container or hazard code (all words must match)"),
-    ("esc", "clear the filter"),
-    ("h", "show only mounts with hazards (toggle)"),
-    ("r", "rescan now"),
-    ("tab", "next pane: namespaces → mounts → details"),
-    ("enter / →", "open a namespace's mounts; expand a mount or layer"),
-    ("←", "collapse, or go to the parent"),
-    ("home / end", "first / last row"),
-    ("s", "save an SVG screenshot"),
-    ("j", "write the selected mount as JSON to a file"),
-    ("y", "copy the selected mount's JSON to the clipboard"),
-    ("f", "files: the selected mount's merged tree, the layer serving each entry and its marks "
-          "(enter opens a directory, backspace goes up, l filters by layer, H shows what "
-          "higher layers hide, esc goes back)"),
-    ("c", "changes: the selected mount's changes since its image, marked A/C/M/D/R like "
-          "ovlinspect diff (m filters by mark, / by path, esc goes back)"),
-    ("ctrl+p", "command palette: every action, jump to a pid or a mount point"),
-    ("?", "this help"),
-    ("q", "quit (here: close this help)"),
-)
+
+def key_rows() -> list[tuple[str, str]]:
+    """(keys, what they do) for the help screen, in :data:`~ovlinspect.tui.keys.KEYS` order."""
+    return [(key.shown, key.help) for key in KEYS]
 
 
 def help_renderable() -> RenderableType:
@@ -45,8 +30,8 @@ def help_renderable() -> RenderableType:
     keys = Table.grid(padding=(0, 2))
     keys.add_column(style="bold cyan", no_wrap=True)
     keys.add_column()
-    for key, what in KEYS:
-        keys.add_row(key, what)
+    for shown, what in key_rows():
+        keys.add_row(shown, what)
 
     legend = Text()
     for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO, None):
@@ -56,6 +41,17 @@ def help_renderable() -> RenderableType:
     for value in Verified:
         legend.append_text(labels.verified(value))
         legend.append("   ")
+    legend.append("\n")
+    legend.append_text(labels.gone_badge(0, pad=False))
+    legend.append(" no longer found by the last scan (kept 10 minutes, dimmed)   ")
+    legend.append_text(labels.was(Status.WARNING))
+    legend.append(" / ")
+    legend.append("•", style="bold reverse")
+    legend.append(" status changed with the last scan   ")
+    legend.append("⋯ scanning", style="dim")
+    legend.append(" not analysed yet   ")
+    legend.append_text(labels.safe("\n"))
+    legend.append(" a control character in a name (a literal backslash-n is plain)")
 
     codes = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold", expand=True)
     codes.add_column("severity", no_wrap=True)
@@ -83,6 +79,8 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape", "dismiss", "Close"),
         Binding("q", "dismiss", "Close", show=False),
         Binding("question_mark", "dismiss", "Close", show=False),
+        Binding("j,down", "scroll_body(1)", "Down", show=False),
+        Binding("k,up", "scroll_body(-1)", "Up", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -92,3 +90,7 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()
+
+    def action_scroll_body(self, by: int) -> None:
+        """j / k: scroll the help a line."""
+        self.query_one("#help-body").scroll_relative(y=by, animate=False)

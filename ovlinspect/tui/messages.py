@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.message import Message
 
 from ovlinspect.model import Scan
@@ -16,6 +18,16 @@ class ScanDone(Message):
         self.scan = scan
 
 
+class ScanStep(Message):
+    """A step of a progressive scan: a :class:`~ovlinspect.engine.progressive.Listed` or
+    :class:`~ovlinspect.engine.progressive.Analysed`."""
+
+    def __init__(self, generation: int, step: Any) -> None:
+        super().__init__()
+        self.generation = generation
+        self.step = step
+
+
 class ScanFailed(Message):
     """A scan raised; ``error`` is the exception (a ScanError has a user-facing message)."""
 
@@ -25,12 +37,22 @@ class ScanFailed(Message):
         self.error = error
 
 
-class MountTableChanged(Message):
-    """The mount table of the namespaces of ``pids`` changed (POLLPRI on their mountinfo)."""
+class NamespacesChanged(Message):
+    """Mount namespaces changed (mounts came or went, a namespace appeared or is gone):
+    ``changes`` are :class:`~ovlinspect.tui.watch.NsChange` records."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, changes: list[Any]) -> None:
         super().__init__()
-        self.pids = pids
+        self.changes = changes
+
+
+class NamespacesRescanned(Message):
+    """Some namespaces were scanned again: ``part`` is an
+    :class:`~ovlinspect.engine.rescan.Rescanned`, to merge into the scan held now."""
+
+    def __init__(self, part: Any) -> None:
+        super().__init__()
+        self.part = part
 
 
 class ViewFailed(Message):

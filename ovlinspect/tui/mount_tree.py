@@ -6,13 +6,15 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ovlinspect.model import Layer, Namespace, Overlay, Severity
+from ovlinspect.model import Layer, Namespace, Overlay, Severity, Status
 from ovlinspect.tui import labels
+from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.view import ordered_layers
 
 Kind = Literal["mount", "layer", "fact", "hazard", "empty"]
@@ -29,6 +31,9 @@ class NodeRef:
     ns: Namespace
     overlay: Overlay | None = None
     layer: Layer | None = None
+    gone_since: float | None = None
+    was: Status | None = None
+    worst: Severity | None = None
 
 
 @dataclass
@@ -40,6 +45,8 @@ class _Batch:
     worst_of: Callable[[Overlay], Severity | None]
     expanded: Set[NodeKey]
     cursor: NodeKey | None
+    gone: dict[int, float]
+    was: dict[int, Status]
 
 
 def _layer_facts(layer: Layer) -> list[tuple[str, Text | str | None]]:
@@ -71,10 +78,11 @@ class MountTree(Tree[NodeRef]):
     """Children are built only when a node is first expanded (big hosts stay responsive)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("right", "expand_or_child", "Expand", show=False),
-        Binding("left", "collapse_or_parent", "Collapse", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
+        *bindings("panes"),
+        Binding("right", "expand", "Expand", show=False),
+        Binding("left", "collapse", "Collapse", show=False),
+        Binding("shift+left", "scroll_left", "Scroll left", show=False),
+        Binding("shift+right", "scroll_right", "Scroll right", show=False),
     ]
     ICON_NODE = "▶ "
     ICON_NODE_EXPANDED = "▼ "
@@ -89,13 +97,43 @@ class MountTree(Tree[NodeRef]):
         self._batch: _Batch | None = None
 
     def get_label_width(self, node: TreeNode[NodeRef]) -> int:
-        """Cheaper than rendering each label (the tree asks this of every line)."""
+        """Cheaper than rendering each label (the tree asks this of every line); mount and
+        layer rows are cut to the pane, so they never need a sideways scroll."""
+        ref = node.data
+        if ref is not None and ref.kind in ("mount", "layer"):
+            return min(node.label.cell_len, self._room(node)) + 2
         return node.label.cell_len + (2 if node.allow_expand else 0)
+
+    def _room(self, node: TreeNode[NodeRef]) -> int:
+        """The cells a node's label has: the pane less the guides and the toggle icon."""
+        depth = _depth(node) - (0 if self.show_root else 1)
+        width = self.content_region.width - self.scrollbar_size_vertical  # room for a scrollbar
+        return max(20, width - depth * self.guide_depth - 2)
+
+    def render_label(self, node: TreeNode[NodeRef], base_style: Style, style: Style) -> Text:
+        """Mount and layer rows are laid out for the pane's width: badge, verdict and codes
+        first, the path cut in the middle."""
+        ref = node.data
+        if ref is not None and ref.overlay is not None and ref.kind in ("mount", "layer"):
+            room = self._room(node)
+            if ref.kind == "mount":
+                label = labels.mount_label(ref.overlay, ref.worst, room,
+                                           gone_since=ref.gone_since, before=ref.was)
+            else:
+                assert ref.layer is not None
+                label = labels.layer_label(ref.layer, room)
+            node._label = label
+        return super().render_label(node, base_style, style)
+
+    def on_resize(self) -> None:
+        self._invalidate()
 
     def show_namespace(self, ns: Namespace, overlays: list[Overlay], ns_key: str,
                        worst_of: Callable[[Overlay], Severity | None],
                        expanded: Set[NodeKey] = frozenset(),
-                       cursor: NodeKey | None = None) -> None:
+                       cursor: NodeKey | None = None, *,
+                       gone: dict[int, float] | None = None,
+                       was: dict[int, Status] | None = None) -> None:
         """Replace the tree with ``overlays``, collapsed but for the ``expanded`` keys.
 
         Mounts are added in growing batches, one per refresh, so thousands of mounts paint at
@@ -111,7 +149,7 @@ class MountTree(Tree[NodeRef]):
             self._pending = []
             return
         self._pending = list(overlays)
-        self._batch = _Batch(ns, ns_key, worst_of, expanded, cursor)
+        self._batch = _Batch(ns, ns_key, worst_of, expanded, cursor, gone or {}, was or {})
         self._add_batch(self._fill, BATCH)
 
     @property
@@ -126,11 +164,14 @@ class MountTree(Tree[NodeRef]):
         job = self._batch
         assert job is not None
         first = not self.root.children
-        added = [
-            self.root.add(labels.mount_label(overlay, job.worst_of(overlay)),
-                          NodeRef("mount", (job.ns_key, str(overlay.mount_id)), job.ns, overlay))
-            for overlay in chunk
-        ]
+        added = []
+        for overlay in chunk:
+            worst = job.worst_of(overlay)
+            gone, was = job.gone.get(overlay.mount_id), job.was.get(overlay.mount_id)
+            ref = NodeRef("mount", (job.ns_key, str(overlay.mount_id)), job.ns, overlay,
+                          gone_since=gone, was=was, worst=worst)
+            added.append(self.root.add(labels.mount_label(overlay, worst, gone_since=gone,
+                                                          before=was), ref))
         if not self._restore(added, job) and first:
             self._place_cursor(added[0])  # the wanted node may still come in a later batch
         if self._pending:
@@ -205,7 +246,7 @@ class MountTree(Tree[NodeRef]):
     def _on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeRef]) -> None:
         self.populate(event.node)
 
-    def action_expand_or_child(self) -> None:
+    def action_expand(self) -> None:
         """Right arrow: expand the node, or step into its first child."""
         node = self.cursor_node
         if node is None or not node.allow_expand:
@@ -218,16 +259,18 @@ class MountTree(Tree[NodeRef]):
             node.expand()
 
     def action_first(self) -> None:
-        """Home: the first line."""
+        """Home / g: the first line, scrolled into view."""
         if self.last_line >= 0:
-            self.cursor_line = 0
+            self.move_cursor_to_line(0)
+            self.scroll_home(animate=False)
 
     def action_last(self) -> None:
-        """End: the last line."""
+        """End / G: the last line, scrolled into view."""
         if self.last_line >= 0:
-            self.cursor_line = self.last_line
+            self.move_cursor_to_line(self.last_line)
+            self.scroll_to_line(self.last_line, animate=False)
 
-    def action_collapse_or_parent(self) -> None:
+    def action_collapse(self) -> None:
         """Left arrow: collapse the node, or step out to its parent."""
         node = self.cursor_node
         if node is None:
@@ -250,3 +293,10 @@ class MountTree(Tree[NodeRef]):
     def expanded_keys(self) -> set[NodeKey]:
         """Keys of the expanded nodes."""
         return {n.data.key for n in self.walk() if n.is_expanded and n.data is not None}
+
+
+def _depth(node: TreeNode[NodeRef]) -> int:
+    depth = 0
+    while node.parent is not None:
+        depth, node = depth + 1, node.parent
+    return depth

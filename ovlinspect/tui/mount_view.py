@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ovlinspect.report.textsafe import visible
+from ovlinspect.tui import labels
+from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.messages import ViewFailed
 
 
 class RowTable(DataTable[Any]):
     """A row-cursor table whose home / end move the cursor (and so load what follows)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("panes")
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id, cursor_type="row")
@@ -38,7 +36,7 @@ class RowTable(DataTable[Any]):
 class MountView(Screen[None]):
     """A screen about one overlay mount of a live process (``pid``'s namespace)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("views")
 
     def __init__(self, pid: int, mount_id: int, mount_point: str, kind: str) -> None:
         """``kind`` names the view: its widgets' ids are ``KIND-head``, ``-table``, ``-status``."""
@@ -55,7 +53,7 @@ class MountView(Screen[None]):
     def heading(self, kind: str) -> Text:
         """``KIND /mount/point  #ID  pid PID``: the start of the view's header line."""
         text = Text(f"{kind} ", style="bold", end="")
-        text.append(visible(self.mount_point), style="bold")
+        labels.put(text, self.mount_point, "bold")
         text.append(f"  #{self.mount_id}  pid {self.pid}", style="dim")
         return text
 

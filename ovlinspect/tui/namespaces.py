@@ -8,16 +8,35 @@ from typing import ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from ovlinspect.tui import labels
-from ovlinspect.tui.view import NamespaceView
+from ovlinspect.tui.keys import bindings
+from ovlinspect.tui.view import NS_COLUMNS, NamespaceView, Sort
 
-COLUMNS = (("badge", "status"), ("pid", "pid"), ("process", "process"), ("ovl", "ovl"))
+COLUMNS = tuple(zip(("badge", "pid", "process", "ovl"), NS_COLUMNS, strict=True))
 BATCH = 200
+FIRST_BATCH = 60
+"""Rows in the first batch: a screenful, so the first frame comes at once."""
+
+
+_CELLS: dict[tuple[object, ...], tuple[object, tuple[Text, ...]]] = {}
 
 
 def _cells(view: NamespaceView) -> tuple[Text, ...]:
-    return labels.namespace_cells(view.ns, len(view.overlays), view.worst)
+    """The row's cells, built once per namespace object and what is shown of it (the entry
+    holds the namespace, so its id cannot be reused while cached)."""
+    key = (id(view.ns), len(view.overlays), view.worst, view.gone_since, view.was, view.pending)
+    hit = _CELLS.get(key)
+    if hit is not None and hit[0] is view.ns:
+        return hit[1]
+    if len(_CELLS) > 4096:
+        _CELLS.clear()
+    cells = labels.namespace_cells(view.ns, len(view.overlays), view.worst,
+                                   gone_since=view.gone_since, before=view.was,
+                                   pending=view.pending)
+    _CELLS[key] = (view.ns, cells)
+    return cells
 
 
 class NamespaceTable(DataTable[object]):
@@ -28,8 +47,9 @@ class NamespaceTable(DataTable[object]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "scroll_top", "First", show=False),
-        Binding("end", "scroll_bottom", "Last", show=False),
+        *bindings("panes"),
+        Binding("shift+left", "scroll_left", "Scroll left", show=False),
+        Binding("shift+right", "scroll_right", "Scroll right", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -44,6 +64,25 @@ class NamespaceTable(DataTable[object]):
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def show_sort(self, order: Sort) -> None:
+        """Mark the sort column's header with an arrow (▼ worst or smallest first)."""
+        for key, label in COLUMNS:
+            column = self.columns.get(ColumnKey(key))
+            if column is not None:
+                arrow = ("▲" if order.reverse else "▼") if label == order.column else ""
+                column.label = Text(f"{label}{arrow}")
+        self.refresh()
+
+    def action_first(self) -> None:
+        """Home / g: the first row."""
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_last(self) -> None:
+        """End / G: the last row."""
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
 
     @property
     def restoring(self) -> bool:
@@ -83,7 +122,8 @@ class NamespaceTable(DataTable[object]):
     def _add_batch(self, fill: int, done: Callable[[], None] | None) -> None:
         if fill != self._fill:  # a newer show() took over
             return
-        batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+        size = FIRST_BATCH if not self.row_keys else BATCH
+        batch, self._pending = self._pending[:size], self._pending[size:]
         for view in batch:
             self._index[view.key] = len(self.row_keys)
             self.row_keys.append(view.key)

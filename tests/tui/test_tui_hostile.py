@@ -34,7 +34,7 @@ def test_hostile_names_are_shown_literally(tmp_path: Path) -> None:
         app = make_app(hostile_scan(), screenshot_dir=str(out))
         async with app.run_test(size=SIZE, notifications=True) as pilot:
             await settle(pilot)
-            await pilot.press("down")  # the web namespace
+            app.jump_to("mnt:4026530002")  # the web namespace
             await pilot.pause()
             text = screen_text(app)
             assert "[bold]evil[bold]x[/]:smile:\\x1b[2J\\nend" in text
@@ -45,7 +45,7 @@ def test_hostile_names_are_shown_literally(tmp_path: Path) -> None:
             for literal in ("[bold]x[/]", "[/]", ":smile:", "\\x1b[2J", "\\n", "[@click=app.quit]"):
                 assert literal in text
             assert "😄" not in text and "\x1b" not in text
-            await pilot.press("j", "s")  # notifications name a directory with markup in it
+            await pilot.press("w", "s")  # notifications name a directory with markup in it
             await pilot.pause()
             assert app.is_running
             assert len(list(out.iterdir())) == 2

@@ -33,12 +33,12 @@ def test_badges_on_namespace_and_mount_rows() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             table = app.ns_table
-            assert table.row_keys == [HOST, WEB, CI, APP]
+            assert table.row_keys == [HOST, CI, WEB, APP]  # worst first
             badges = [table.get_cell(key, "badge").plain.strip() for key in table.row_keys]
-            assert badges == ["✖ error", "ℹ info", "▲ warn", "✔ ok"]  # noqa: RUF001
+            assert badges == ["✖ error", "▲ warn", "ℹ info", "✔ ok"]  # noqa: RUF001
             labels = tree_labels(app)
-            assert any(lbl.startswith("✖ error    /srv/build/merged") for lbl in labels)
-            assert any("source-detached" in lbl for lbl in labels)  # visible without expanding
+            # badge and code before the path, visible without expanding
+            assert labels[0].startswith("✖ error   ✖ source-detached  /srv/build/merged #802")
             text = screen_text(app)
             assert "✖ error     4200" in text and "✔ ok        4400" in text
 
@@ -82,13 +82,10 @@ def test_expanding_a_mount_shows_its_layers_in_order() -> None:
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
+            assert len(find_node(app, HOST, "801").children) == 0  # built lazily
             mount = find_node(app, HOST, "802")
-            assert len(mount.children) == 0  # built lazily
-            app.mount_tree.focus()
-            app.mount_tree.move_cursor(mount)
-            await pilot.press("enter")
-            await pilot.pause()
-            assert mount.is_expanded
+            assert mount.is_expanded  # the worst mount is opened on the first screen
+            assert app.focused is app.mount_tree and app.mount_tree.cursor_node is mount
             roles = [child.label.plain.split()[0] for child in mount.children]
             assert roles == ["upper", "work", "lower[0]", "lower[1]"]
             lower1 = mount.children[3].label.plain
@@ -108,7 +105,7 @@ def test_details_pane_shows_verified_paths() -> None:
         app = make_app()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            app.mount_tree.focus()
+            app.mount_tree.move_cursor(find_node(app, HOST, "801"))
             await pilot.press("right", "down", "down", "down")  # 801 → upper, work, lower[0]
             await pilot.pause()
             assert app.mount_tree.cursor_node.data.key == (HOST, "801", "lower[0]")
@@ -157,12 +154,10 @@ def test_h_hides_healthy_mounts() -> None:
             await settle(pilot)
             await pilot.press("h")
             await pilot.pause()
-            assert app.ns_table.row_keys == [HOST, WEB, CI]  # APP has no hazards
-            await pilot.press("down", "down")
-            await pilot.pause()
-            shown = [n.data.overlay.mount_id for n in app.mount_tree.root.children]
-            assert shown == [1301, 1302]
-            assert "hazards only" in screen_text(app)
+            assert app.ns_table.row_keys == [HOST, CI]  # WEB has only info, APP is ok
+            assert [o.mount_id for o in app.views_by_key[HOST].overlays] == [802]
+            assert [o.mount_id for o in app.views_by_key[CI].overlays] == [1302]
+            assert "problems only" in screen_text(app)
             await pilot.press("h")
             await pilot.pause()
             assert len(app.ns_table.row_keys) == 4
@@ -178,12 +173,12 @@ def test_question_mark_shows_every_hazard_code() -> None:
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
-            assert "Hazard codes" in screen_text(app)
             text = ""
-            for _ in range(4):  # what a user sees paging through it
+            for _ in range(6):  # what a user sees paging through it
                 text += "".join(screen_text(app).split())
                 await pilot.press("pagedown")
                 await pilot.pause()
+            assert "Hazardcodes" in text
             for code, kind in CATALOGUE.items():
                 assert code in text
                 assert "".join(kind.meaning.split())[:40] in text
@@ -194,14 +189,17 @@ def test_question_mark_shows_every_hazard_code() -> None:
     run(body)
 
 
-def test_j_writes_and_y_copies_the_selected_mount(tmp_path: Path) -> None:
+def test_w_writes_one_file_per_mount_and_y_copies_it(tmp_path: Path) -> None:
     async def body() -> None:
         app = make_app(screenshot_dir=str(tmp_path))
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await settle(pilot)
-            app.mount_tree.focus()
-            await pilot.press("down", "j", "y")
+            await pilot.press("w", "w", "down", "w", "y")
             await pilot.pause()
+            assert [p.name for p in tmp_path.iterdir()] == ["ovlinspect-mount-802.json"]
+            messages = [n.message for n in app._notifications]
+            assert sum(m.startswith("Rewrote ") for m in messages) == 2
+            assert any("arrives only if the terminal allows OSC 52" in m for m in messages)
             written = json.loads((tmp_path / "ovlinspect-mount-802.json").read_text())
             assert written["mount_id"] == 802
             assert written["layers"][3]["hazards"][0]["severity"] == "error"
@@ -221,8 +219,7 @@ def test_rescan_keeps_cursor_and_expansion_and_shows_new_data() -> None:
         app = make_app(lambda: next(scans))
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            app.mount_tree.focus()
-            await pilot.press("down", "right", "down", "down", "down", "down", "right")
+            await pilot.press("down", "down", "down", "down", "right")  # 802 is open already
             await pilot.pause()
             assert app.mount_tree.cursor_node.data.key == (HOST, "802", "lower[1]")
             await pilot.press("r")
@@ -261,8 +258,7 @@ def test_pid_opens_on_that_namespace_with_mounts_focused() -> None:
             await settle(pilot)
             assert app.ns_table.current_key == CI
             assert app.focused is app.mount_tree
-            assert app.mount_tree.cursor_node.data.key == (CI, "1301")
-            assert "overlay /work/ci/merged" in screen_text(app)
+            assert app.mount_tree.cursor_node.data.key == (CI, "1302")  # its worst mount
 
     run(body)
 
@@ -284,11 +280,11 @@ def test_command_palette_jumps_to_a_pid_and_a_mount() -> None:
             assert app.ns_table.current_key == APP
             assert app.focused is app.mount_tree
             assert app.mount_tree.cursor_node.data.key == (APP, "1401")
-            await pilot.press("ctrl+p", *"hazards only")
-            await wait_for(pilot, palette_shows(app, "Toggle hazards only"))
+            await pilot.press("ctrl+p", *"problems only")
+            await wait_for(pilot, palette_shows(app, "Toggle problems only"))
             await pilot.press("enter")
             await pilot.pause()
-            assert app.filter.hazards_only
+            assert app.filter.problems_only
 
     run(body)
 

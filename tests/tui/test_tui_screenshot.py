@@ -37,7 +37,7 @@ def test_save_screenshot_with_pid_focuses_that_namespace(tmp_path: Path) -> None
     out = tmp_path / "shot.svg"
     save_screenshot(str(out), pids=[4300], scan_result=load_scan())
     text = _svg_text(out)
-    assert "overlay /work/ci/merged" in text  # the details pane shows its first mount
+    assert "overlay /work/scratch/merged" in text  # the details pane shows its worst mount
 
 
 def test_save_screenshot_raises_the_scan_error(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuikit import make_app
+from tuikit import load_scan, make_app
 
 
 async def _settled(pilot: Any) -> None:
@@ -14,9 +14,8 @@ async def _settled(pilot: Any) -> None:
 
 async def _source_detached_layer(pilot: Any) -> None:
     await _settled(pilot)
-    pilot.app.mount_tree.focus()
-    # mount #802 → expand → lower[1] (source-detached) → expand its facts
-    await pilot.press("down", "right", "down", "down", "down", "down", "right")
+    # mount #802 is selected and open on the first screen → lower[1] (source-detached) → facts
+    await pilot.press("down", "down", "down", "down", "right")
     await pilot.pause()
 
 
@@ -40,3 +39,15 @@ def test_layers_source_detached(snap_compare: Any) -> None:
 
 def test_help(snap_compare: Any) -> None:
     assert snap_compare(make_app(), terminal_size=(120, 40), run_before=_help)
+
+
+def test_demo_at_80x24_worst_mount_open_with_its_code_and_layers(snap_compare: Any) -> None:
+    """The live demo's scan (saved with ``ovlinspect demo --json``) on the smallest two-pane
+    screen: the source-detached mount selected and open, its code and layer rows visible."""
+    assert snap_compare(make_app(load_scan("demo.json")), terminal_size=(80, 24),
+                        run_before=_settled)
+
+
+def test_demo_at_60x20_one_pane(snap_compare: Any) -> None:
+    assert snap_compare(make_app(load_scan("demo.json")), terminal_size=(60, 20),
+                        run_before=_settled)

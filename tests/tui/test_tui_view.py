@@ -38,10 +38,9 @@ def test_filter_terms_must_all_match() -> None:
     assert _shown(Filter("symlink")) == {4200: [801], 4242: [1201]}  # a hazard code
 
 
-def test_hazards_only_drops_healthy_mounts_and_namespaces() -> None:
-    assert _shown(Filter(hazards_only=True)) == {4200: [801, 802], 4242: [1201],
-                                                 4300: [1301, 1302]}
-    assert _shown(Filter("app-server", hazards_only=True)) == {}
+def test_problems_only_drops_ok_and_info_mounts_and_namespaces() -> None:
+    assert _shown(Filter(problems_only=True)) == {4200: [802], 4300: [1302]}
+    assert _shown(Filter("app-server", problems_only=True)) == {}
 
 
 def test_summary_and_counts_match_the_model() -> None:
