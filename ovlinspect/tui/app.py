@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -27,8 +27,6 @@ from textual.worker import get_current_worker
 from ovlinspect.model import Overlay, Scan, Status
 from ovlinspect.report.textsafe import visible
 from ovlinspect.tui import labels
-from ovlinspect.tui.changes import ChangesScreen
-from ovlinspect.tui.commands import OvlCommands
 from ovlinspect.tui.details import (
     DetailsPane,
     layer_details,
@@ -36,9 +34,7 @@ from ovlinspect.tui.details import (
     overlay_details,
 )
 from ovlinspect.tui.export import overlay_json, replace_file, timestamp, unique_path, write_new
-from ovlinspect.tui.files import FilesScreen
 from ovlinspect.tui.footer import StableFooter
-from ovlinspect.tui.help import HelpScreen
 from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.messages import (
     NamespacesChanged,
@@ -64,9 +60,21 @@ from ovlinspect.tui.view import (
     ns_key,
     sort_views,
 )
-from ovlinspect.tui.watch import MountWatcher
+
+if TYPE_CHECKING:
+    from textual.command import Provider
+
+    from ovlinspect.tui.watch import MountWatcher
 
 Scanner = Callable[[], Scan]
+
+
+def _commands() -> type[Provider]:
+    """The palette's provider, imported when the palette first opens (start-up time)."""
+    from ovlinspect.tui.commands import OvlCommands
+
+    return OvlCommands
+
 VIEW_ACTIONS = frozenset({"quit", "help", "save_svg", "command_palette"})
 """The app's actions that stay live while another screen (files, changes, help) is shown."""
 SMALL = (80, 24)
@@ -87,7 +95,7 @@ class OvlInspectApp(App[int]):
 
     CSS_PATH = "ovlinspect.tcss"
     TITLE = "ovlinspect"
-    COMMANDS: ClassVar = App.COMMANDS | {OvlCommands}
+    COMMANDS: ClassVar = App.COMMANDS | {_commands}
     CURSOR_BLINK: ClassVar[bool] = True  # tests turn it off for stable snapshots
     BINDINGS: ClassVar[list[BindingType]] = bindings("main")
 
@@ -134,7 +142,11 @@ class OvlInspectApp(App[int]):
         self._scan_pending = False
         self._watch_timer: Timer | None = None
         self._first_scan = True
-        self._watcher = MountWatcher(follow_all=not self.focus_pids) if watch_mounts else None
+        self._watcher: MountWatcher | None = None
+        if watch_mounts:
+            from ovlinspect.tui.watch import MountWatcher
+
+            self._watcher = MountWatcher(follow_all=not self.focus_pids)
         self.pending: set[str] = set()  # listed, not analysed yet (first scan, in steps)
         self._touched = False  # a key was pressed while the first scan came in
         self._changed: dict[int, int] = {}  # ns inode -> a pid: to rescan
@@ -797,6 +809,8 @@ class OvlInspectApp(App[int]):
 
     def action_help(self) -> None:
         """Keys and the hazard catalogue."""
+        from ovlinspect.tui.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -856,6 +870,8 @@ class OvlInspectApp(App[int]):
         target = self.live_target("files")
         if target is not None:
             pid, overlay = target
+            from ovlinspect.tui.files import FilesScreen
+
             self.push_screen(FilesScreen(pid, overlay.mount_id, overlay.mount_point))
 
     def action_changes(self) -> None:
@@ -863,6 +879,8 @@ class OvlInspectApp(App[int]):
         target = self.live_target("changes")
         if target is not None:
             pid, overlay = target
+            from ovlinspect.tui.changes import ChangesScreen
+
             self.push_screen(ChangesScreen(pid, overlay.mount_id, overlay.mount_point))
 
     def selected_overlay(self) -> Overlay | None:

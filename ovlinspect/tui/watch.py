@@ -384,7 +384,7 @@ class _Loop:
 
     def _wait(self) -> list[NsChange]:
         wait = self.timeout
-        if self.w._discover is not None:
+        if self.w._discover is not None and self.seen is not None:  # not before set_pids
             wait = max(0.0, min(wait, self.next_discovery - time.monotonic()))
         changed: dict[int, NsChange] = {}
         fan_ready = False
