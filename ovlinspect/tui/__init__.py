@@ -16,8 +16,9 @@ from ovlinspect.tui.app import OvlInspectApp, Scanner
 def live_scanner(pids: list[int] | None) -> Scanner:
     """A scanner of the live system (``ovlinspect.engine.scan``), imported when first used.
 
-    When every process of ``pids`` has exited, the scan is empty rather than failed: the TUI
-    then shows their namespaces as gone (a bad pid still fails the first scan)."""
+    When processes of ``pids`` have exited since the first scan, the others are scanned (none
+    left: an empty scan) rather than the scan failing: the TUI then shows the namespaces of the
+    exited ones as gone.  A bad pid still fails the first scan."""
     seen: set[int] = set()
 
     def run() -> Scan:
@@ -26,10 +27,14 @@ def live_scanner(pids: list[int] | None) -> Scanner:
         try:
             result = scan(pids=pids)
         except ScanError:
-            if pids and seen and not any(os.path.exists(f"/proc/{p}/mountinfo") and
-                                         _alive(p) for p in pids):
+            if not (pids and seen):
+                raise  # a bad pid in the first scan is the user's error
+            alive = [p for p in pids if _alive(p)]
+            if not alive:
                 return Scan()
-            raise
+            if alive == pids:
+                raise
+            result = scan(pids=alive)  # the namespaces of the exited ones show as gone
         seen.update(pids or [])
         return result
 
@@ -116,6 +121,11 @@ async def render_svg(app: OvlInspectApp, size: tuple[int, int] = (120, 40)) -> s
         while app.mount_tree.filling or app.ns_table.restoring:
             await pilot.pause()
         await pilot.pause()
+        if app.select_missing:
+            from ovlinspect.engine.scan import ScanError
+
+            raise ScanError(f"--select {app.select}: no such mount point or mount id in this "
+                            "scan")
         svg = app.export_screenshot()
     return svg
 

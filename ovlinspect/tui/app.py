@@ -95,7 +95,7 @@ class OvlInspectApp(App[int]):
 
     CSS_PATH = "ovlinspect.tcss"
     TITLE = "ovlinspect"
-    COMMANDS: ClassVar = App.COMMANDS | {_commands}
+    COMMANDS: ClassVar = {_commands}  # ours only: one list of keys, one of commands
     CURSOR_BLINK: ClassVar[bool] = True  # tests turn it off for stable snapshots
     BINDINGS: ClassVar[list[BindingType]] = bindings("main")
 
@@ -119,6 +119,7 @@ class OvlInspectApp(App[int]):
         self.screenshot_dir = screenshot_dir
         self.watch = watch
         self.select = select
+        self.select_missing = False
         self.expand = expand
         self.scan: Scan | None = None
         self.scanned_at: float | None = None
@@ -181,10 +182,9 @@ class OvlInspectApp(App[int]):
         """The three panes in Tab order."""
         return (self.ns_table, self.mount_tree, self.details_pane)
 
-    @property
-    def one_pane(self) -> bool:
+    def one_pane(self, size: tuple[int, int] | None = None) -> bool:
         """True when one pane fills the screen: zoomed, or a terminal below 80x24."""
-        width, height = self.size
+        width, height = size or self.size
         return self.zoomed or width < SMALL[0] or height < SMALL[1]
 
     def on_mount(self) -> None:
@@ -201,12 +201,12 @@ class OvlInspectApp(App[int]):
             self._watch_mount_tables()
 
     def on_resize(self, event: Resize) -> None:
-        self._apply_layout()
+        self._apply_layout(tuple(event.size))  # self.size is not the new size yet
 
-    def _apply_layout(self) -> None:
+    def _apply_layout(self, size: tuple[int, int] | None = None) -> None:
         """Show every pane, or only the current one (full size) in the one-pane layout.  Only
         what changes is touched: each change costs a layout of the whole screen."""
-        single = self.one_pane
+        single = self.one_pane(size)
         if self.screen.has_class("one-pane") != single:
             self.screen.set_class(single, "one-pane")
         for i, pane in enumerate(self.panes):
@@ -239,12 +239,13 @@ class OvlInspectApp(App[int]):
         inserted, enter keeps it and esc clears it.  Only what no binding takes goes the usual
         way.
         """
-        if (isinstance(event, events.Key) and not event.is_forwarded
-                and len(self.screen_stack) == 1):
+        if isinstance(event, events.Key) and not event.is_forwarded:
             self.app_focus = True
             self._touched = self._touched or bool(self.pending)
-            if await self._key_in_order(event):
-                return
+            for key in _split_alt(event):
+                if not await self._key_in_order(key):
+                    await super().on_event(key)
+            return
         await super().on_event(event)
 
     async def _key_in_order(self, event: events.Key) -> bool:
@@ -481,7 +482,8 @@ class OvlInspectApp(App[int]):
         if self._touched and not self.select:
             return  # the user is already somewhere: the first screen does not move them
         target = self._find_selected() if self.select else None
-        if target is None and self.select:
+        self.select_missing = target is None and bool(self.select)
+        if self.select_missing:
             self.say(f"No mount {self.select} in this scan", severity="warning")
         if target is None:
             target = self._worst_in(self._focus_namespace())
@@ -557,7 +559,10 @@ class OvlInspectApp(App[int]):
             tree.border_title = "Overlay mounts"
             return
         lead = labels.lead_process(view.ns)
-        title = Text(f"Overlay mounts {len(view.overlays)}/{len(view.ns.overlays)}")
+        live = view.live_overlays
+        title = Text(f"Overlay mounts {live}/{len(view.ns.overlays)}")
+        if live != len(view.overlays):
+            title.append(f" +{len(view.overlays) - live} gone", style="dim")
         if lead is not None:
             title.append(f" — pid {lead.pid} ")
             title.append_text(labels.process_label(lead))
@@ -617,6 +622,12 @@ class OvlInspectApp(App[int]):
         if self.scan is None:
             status.append("scanning…" if self._scanning else "no scan", style="bold")
         else:
+            if self.filter.problems_only:
+                status.append("problems only │ ", style="bold")
+            if self.filter.terms:
+                status.append("filter: ", style="bold")
+                labels.put(status, self.filter.query.strip())
+                status.append(" │ ")
             c = count(self.scan, self.views, self.summary)
             status.append(f"{c.shown_namespaces}/{c.namespaces} ns · "
                           f"{c.shown_mounts}/{c.mounts} mounts  ")
@@ -631,11 +642,6 @@ class OvlInspectApp(App[int]):
                     status.append(f" {c.statuses[state]}  ")
             if self.scanned_at is not None and self.scan.source == "live":
                 status.append(f"│ scanned {labels.clock(self.scanned_at)} ")
-            if self.filter.terms:
-                status.append(" │ filter: ", style="bold")
-                labels.put(status, self.filter.query.strip())
-            if self.filter.problems_only:
-                status.append(" │ problems only", style="bold")
             if self.scan.errors:
                 status.append(f" │ {len(self.scan.errors)} scan errors", style="bold red")
             if self.scan.privileges:
@@ -796,11 +802,18 @@ class OvlInspectApp(App[int]):
         self.screen.set_focus(self.panes[self._pane])
 
     def action_next_pane(self) -> None:
-        """Tab: the next pane (shown alone in the one-pane layout)."""
+        """Tab: the next pane (shown alone in the one-pane layout); from the filter, keeps it
+        (as enter does) and goes back to the panes."""
+        if self.focused is self.filter_box:
+            self._filter_submitted()
+            return
         self._show_pane(self._pane + 1)
 
     def action_previous_pane(self) -> None:
         """Shift+Tab: the previous pane."""
+        if self.focused is self.filter_box:
+            self._filter_submitted()
+            return
         self._show_pane(self._pane - 1)
 
     def action_rescan(self) -> None:
@@ -811,7 +824,9 @@ class OvlInspectApp(App[int]):
         """Keys and the hazard catalogue."""
         from ovlinspect.tui.help import HelpScreen
 
-        if not isinstance(self.screen, HelpScreen):
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()  # F1 again closes it
+        else:
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
@@ -910,10 +925,10 @@ class OvlInspectApp(App[int]):
             return
         self.say(f"{'Rewrote' if replaced else 'Wrote'} {os.path.abspath(path)}")
 
-    def _copy(self, text: str, what: str) -> None:
+    def _copy(self, text: str, what: str, hint: str = "") -> None:
         self.copy_to_clipboard(text)
         self.say(f"Sent {what} to the clipboard with OSC 52 ({len(text)} characters); it "
-                 "arrives only if the terminal allows OSC 52 (w writes the JSON to a file)")
+                 f"arrives only if the terminal allows OSC 52{hint}")
 
     def action_copy_json(self) -> None:
         """Copy the selected mount's JSON to the clipboard (OSC 52)."""
@@ -921,7 +936,8 @@ class OvlInspectApp(App[int]):
         if overlay is None:
             self.say("Select a mount in the tree first", severity="warning")
             return
-        self._copy(overlay_json(overlay), f"the JSON of mount #{overlay.mount_id}")
+        self._copy(overlay_json(overlay), f"the JSON of mount #{overlay.mount_id}",
+                   " (w writes it to a file)")
 
     def action_copy_path(self) -> None:
         """Copy the selected path alone: a layer's real path (else its declared path), or the
@@ -934,10 +950,7 @@ class OvlInspectApp(App[int]):
         elif ref is not None and ref.overlay is not None:
             path = ref.overlay.mount_point
         if path is None:
-            overlay = self.selected_overlay()
-            path = overlay.mount_point if overlay is not None else None
-        if path is None:
-            self.say("Select a mount or a layer first", severity="warning")
+            self.say("Select a mount or a layer in the mounts pane first", severity="warning")
             return
         self._copy(path, visible(path))
 
@@ -974,12 +987,32 @@ class OvlInspectApp(App[int]):
         self._show_pane(1)
 
     def say(self, message: str, *, severity: SeverityLevel = "information") -> None:
-        """Notify with untrusted text: control characters made visible, markup off.
+        """Notify with untrusted text: control characters made visible (and a literal backslash
+        doubled, since a notification has no styles to tell them apart), markup off.
 
         (``markup=False`` rather than ``rich.markup.escape``: Textual's markup would still eat a
         backslash before ``[``, and paths may hold one.)
         """
-        self.notify(visible(message), severity=severity, markup=False)
+        self.notify(visible(message, keep_backslash=False), severity=severity, markup=False)
+
+
+_ALT_CHARS = {"slash": "/", "question_mark": "?", "less_than_sign": "<",
+              "greater_than_sign": ">", "space": " "}
+
+
+def _split_alt(event: events.Key) -> list[events.Key]:
+    """``alt+/`` is what a terminal's ``esc /`` typed in one burst reads as: an escape, then
+    the key.  (The app binds no alt key.)"""
+    if not event.key.startswith("alt+"):
+        return [event]
+    name = event.key[4:]
+    char = name if len(name) == 1 else _ALT_CHARS.get(name)
+    if char is None:
+        return [event]
+    out = [events.Key("escape", None), events.Key(name, char)]
+    for key in out:
+        key.set_sender(event._sender)  # type: ignore[arg-type]
+    return out
 
 
 def _gone_note(since: float, body: RenderableType, what: str) -> RenderableType:

@@ -197,9 +197,10 @@ class ChangesScreen(MountView):
         self._rebuild()
 
     def action_filter(self) -> None:
-        """Open the path filter."""
+        """Open the path filter; the focus moves at once, so what is typed after ``/`` in the
+        same burst lands in it."""
         self.filter_box.display = True
-        self.filter_box.focus()
+        self.set_focus(self.filter_box)
 
     @on(Input.Changed, "#changes-filter")
     def _query_changed(self, event: Input.Changed) -> None:

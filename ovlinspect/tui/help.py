@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -17,7 +17,7 @@ from textual.widgets import Static
 from ovlinspect.model import Severity, Status, Verified
 from ovlinspect.model.hazards import CATALOGUE
 from ovlinspect.tui import labels
-from ovlinspect.tui.keys import KEYS
+from ovlinspect.tui.keys import KEYS, bindings
 
 
 def key_rows() -> list[tuple[str, str]]:
@@ -75,13 +75,7 @@ def help_renderable() -> RenderableType:
 class HelpScreen(ModalScreen[None]):
     """A scrollable modal over the app; any of esc, q, ? closes it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "Close"),
-        Binding("q", "dismiss", "Close", show=False),
-        Binding("question_mark", "dismiss", "Close", show=False),
-        Binding("j,down", "scroll_body(1)", "Down", show=False),
-        Binding("k,up", "scroll_body(-1)", "Up", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("help")
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body") as body:

@@ -9,6 +9,7 @@ from typing import Literal
 from textual.binding import Binding
 
 Scope = Literal["main", "panes", "files", "changes", "views", "help"]
+"""Where a key acts: the main screen, inside a pane, the files/changes views, the help."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,11 @@ KEYS: tuple[Key, ...] = (
     Key(("H",), "toggle_hidden", "Hidden", "files: add what a higher layer hides", scope="files"),
     Key(("m",), "cycle_mark", "Mark filter", "changes: only one mark (cycles)", scope="changes"),
     Key(("slash",), "filter", "Filter path", "changes: filter by path", scope="changes"),
+    # The help screen.
+    Key(("escape", "q", "question_mark"), "dismiss", "Close", "help: close it (f1 too)",
+        scope="help"),
+    Key(("j", "down", "k", "up"), "scroll_body(1)", "", "help: scroll a line", scope="help",
+        per_key=("scroll_body(1)", "scroll_body(1)", "scroll_body(-1)", "scroll_body(-1)")),
 )
 
 

@@ -197,7 +197,7 @@ def namespace_cells(ns: Namespace, overlays: int, worst: Severity | None, *,
         who.append(f" +{others}", style="dim")
     if gone_since is not None:
         badge_cell = gone_badge(gone_since)
-        who = Text(f"{who.plain} (since {clock(gone_since)})", style=GONE_STYLE, end="")
+        who = Text(f"since {clock(gone_since)} {who.plain}", style=GONE_STYLE, end="")
     elif pending:
         badge_cell = Text("⋯ scanning", style="dim", end="")
     else:
@@ -214,9 +214,13 @@ def namespace_cells(ns: Namespace, overlays: int, worst: Severity | None, *,
 
 
 def _fit(text: Text, path: str, width: int | None, style: str = "") -> None:
-    """Append ``path`` to ``text``, cut in the middle to what is left of ``width``."""
+    """Append ``path`` to ``text``, cut in the middle to what is left of ``width`` (nothing when
+    less than two cells are left: the badge and codes before it matter more)."""
     if width is not None:
-        path = shorten(path, max(8, width - text.cell_len))
+        room = width - text.cell_len
+        if room < 2:
+            return
+        path = shorten(path, room)
     put(text, path, style)
 
 

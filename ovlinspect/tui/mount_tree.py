@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -10,7 +11,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from ovlinspect.model import Layer, Namespace, Overlay, Severity, Status
 from ovlinspect.tui import labels
@@ -212,6 +213,13 @@ class MountTree(Tree[NodeRef]):
     def _place_cursor(self, node: TreeNode[NodeRef]) -> None:
         _ = self.last_line  # lay out the lines so the node knows its line
         self.move_cursor(node)
+        # and again once the tree has its new size: a rebuilt tree may not know it yet
+        self.call_after_refresh(self._scroll_node_into_view, node)
+
+    def _scroll_node_into_view(self, node: TreeNode[NodeRef]) -> None:
+        with contextlib.suppress(UnknownNodeID):  # a newer show_namespace() replaced it
+            if self.get_node_by_id(node.id) is node and node.line >= 0:
+                self.scroll_to_node(node, animate=False)
 
     def populate(self, node: TreeNode[NodeRef]) -> None:
         """Build ``node``'s children once: a mount's hazards and layers, a layer's facts."""

@@ -26,13 +26,13 @@ _CELLS: dict[tuple[object, ...], tuple[object, tuple[Text, ...]]] = {}
 def _cells(view: NamespaceView) -> tuple[Text, ...]:
     """The row's cells, built once per namespace object and what is shown of it (the entry
     holds the namespace, so its id cannot be reused while cached)."""
-    key = (id(view.ns), len(view.overlays), view.worst, view.gone_since, view.was, view.pending)
+    key = (id(view.ns), view.live_overlays, view.worst, view.gone_since, view.was, view.pending)
     hit = _CELLS.get(key)
     if hit is not None and hit[0] is view.ns:
         return hit[1]
     if len(_CELLS) > 4096:
         _CELLS.clear()
-    cells = labels.namespace_cells(view.ns, len(view.overlays), view.worst,
+    cells = labels.namespace_cells(view.ns, view.live_overlays, view.worst,
                                    gone_since=view.gone_since, before=view.was,
                                    pending=view.pending)
     _CELLS[key] = (view.ns, cells)
@@ -72,6 +72,7 @@ class NamespaceTable(DataTable[object]):
             if column is not None:
                 arrow = ("▲" if order.reverse else "▼") if label == order.column else ""
                 column.label = Text(f"{label}{arrow}")
+        self._clear_caches()  # the header row is cached with the old labels
         self.refresh()
 
     def action_first(self) -> None:

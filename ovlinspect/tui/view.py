@@ -105,6 +105,11 @@ class NamespaceView:
         """The most urgent status of the namespace's live overlays."""
         return namespace_status(self.ns)
 
+    @property
+    def live_overlays(self) -> int:
+        """How many of the shown mounts are live (not gone)."""
+        return sum(1 for o in self.overlays if o.mount_id not in self.mount_gone)
+
 
 NS_COLUMNS = ("status", "pid", "process", "ovl")
 MOUNT_COLUMNS = ("status", "mount point", "id")
@@ -201,6 +206,8 @@ def apply_filter(scan: Scan, flt: Filter, summary: Summary | None = None,
             view = NamespaceView(ns, overlays, summary.namespace(ns), gone_since=since,
                                  pending=waiting)
             view.mount_gone = {mid: when for mid, (_, when) in mount_gone.items()}
+            if since is not None:  # every mount of a gone namespace went with it
+                view.mount_gone = {o.mount_id: since for o in overlays}
             if history is not None:
                 view.was = history.was_namespace(key)
                 view.mount_was = history.was_mounts(key)

@@ -95,3 +95,17 @@ def test_changes_view_says_a_saved_scan_needs_a_live_process() -> None:
                        and "saved scan (fixture)" in m for m in said), said
 
     run(body)
+
+
+def test_a_burst_in_the_changes_filter_is_typed_not_run(lab: Lab) -> None:
+    from test_tui_first_screen import burst
+
+    async def body() -> None:
+        app = lab_app(lab)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_changes(pilot, lab)
+            await burst(pilot, "/quota")  # q would quit, if run as a key
+            assert app.is_running and isinstance(app.screen, ChangesScreen)
+            assert screen.filter_box.value == "quota"
+
+    run(body)

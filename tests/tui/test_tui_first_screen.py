@@ -248,7 +248,7 @@ def test_gone_namespaces_and_mounts_are_marked_with_since_when() -> None:
             assert node.label.plain.startswith("⌀ gone")
             assert any(n.startswith("Mount #802 is gone (since ") for n in _notes(app))
             assert app.ns_table.get_cell(WEB, "badge").plain.strip() == "⌀ gone"
-            assert "(since " in app.ns_table.get_cell(WEB, "process").plain
+            assert app.ns_table.get_cell(WEB, "process").plain.startswith("since ")
             assert app.ns_table.row_keys[-1] == WEB  # gone ones sort last
             assert Text.from_markup(app.ns_table.border_title).plain == "Namespaces 3/3 +1 gone"
             assert "3/3 ns · 4/4 mounts  ⌀ gone 1 ns, 2 mounts" in screen_text(app)
@@ -549,3 +549,164 @@ def test_the_first_scan_lists_every_namespace_at_once_then_fills_in() -> None:
             assert app.ns_table.get_cell(HOST, "badge").plain.strip() == "✖ error"
 
     run(body)
+
+
+# ---- found by a second reviewer in tmux -------------------------------------------------------
+
+def test_the_layout_follows_each_resize() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            for size, single in (((60, 20), True), ((40, 10), True), ((80, 24), False),
+                                 ((60, 20), True), ((120, 40), False)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                assert app.screen.has_class("one-pane") is single, size
+                assert all(p.display for p in app.panes) is not single, size
+
+    run(body)
+
+
+def test_tab_from_the_filter_keeps_it_and_closes_the_box() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await burst(pilot, ["slash", "s", "r", "v", "tab", "y"])
+            assert not app.filter_box.display and app.filter.query == "srv"
+            assert app.focused is not app.filter_box
+            assert app.clipboard  # y ran as a key once the box was closed
+
+    run(body)
+
+
+def test_esc_then_slash_read_as_alt_slash_reopens_the_filter() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await burst(pilot, "/quota")
+            await burst(pilot, ["alt+slash", "s"])  # a terminal's "esc /" in one read
+            assert app.filter_box.value == "s" and app.focused is app.filter_box
+
+    run(body)
+
+
+def test_after_esc_the_selected_mount_is_on_screen() -> None:
+    async def body() -> None:
+        app = make_app(big_scan(1, 300))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            app.jump_to("mnt:5000", 350)  # far down
+            await pilot.pause()
+            await burst(pilot, ["slash", "3", "5", "0", "enter", "escape"])
+            await settle(pilot)
+            tree = app.mount_tree
+            assert tree.cursor_node.data.key == ("mnt:5000", "350")
+            top = tree.scroll_offset.y
+            assert top <= tree.cursor_line < top + tree.scrollable_content_region.height
+
+    run(body)
+
+
+def test_the_palette_lists_only_our_commands() -> None:
+    from ovlinspect.tui.app import OvlInspectApp
+
+    assert len(OvlInspectApp.COMMANDS) == 1  # Textual's own (Quit, Maximize, Theme…) are out
+
+
+def test_the_sort_arrow_follows_the_sort() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            labels_now = lambda: [str(c.label) for c in app.ns_table.columns.values()]  # noqa: E731
+            assert labels_now()[0] == "status▼"
+            await pilot.click("#namespaces", offset=(16, 1))  # the pid header
+            await pilot.pause()
+            assert app.ns_sort.column == "pid" and labels_now()[:2] == ["status", "pid▼"]
+
+    run(body)
+
+
+def test_mount_counts_keep_gone_mounts_apart() -> None:
+    first = load_scan()
+    second = _without(first, mount_id=801)
+    scans = iter([first, second])
+
+    async def body() -> None:
+        app = make_app(lambda: next(scans))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("r")
+            await settle(pilot)
+            title = Text.from_markup(app.mount_tree.border_title).plain
+            assert title.startswith("Overlay mounts 1/1 +1 gone")
+            assert app.ns_table.get_cell(HOST, "ovl").plain == "1"
+
+    run(body)
+
+
+def test_screenshot_of_a_mount_that_is_not_there_fails(tmp_path: Path) -> None:
+    import pytest
+
+    from ovlinspect.host.processes import ScanError
+    from ovlinspect.tui import save_screenshot
+
+    with pytest.raises(ScanError, match="--select /nope"):
+        save_screenshot(str(tmp_path / "x.svg"), scan_result=load_scan(), select="/nope")
+    assert not (tmp_path / "x.svg").exists()
+
+
+def test_notifications_tell_a_newline_from_a_backslash_n() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            app.say("a\nb")
+            app.say("a\\nb")
+            await pilot.pause()
+            assert _notes(app)[-2:] == ["a\\nb", "a\\\\nb"]
+
+    run(body)
+
+
+def test_p_on_the_namespaces_pane_copies_nothing() -> None:
+    async def body() -> None:
+        app = make_app()
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await settle(pilot)
+            app.ns_table.focus()
+            await pilot.pause()
+            await pilot.press("p")
+            assert app.clipboard == ""
+
+    run(body)
+
+
+def test_one_of_several_pids_exiting_does_not_fail_the_rescans() -> None:
+    import subprocess
+
+    from ovlinspect.tui import build_app
+
+    kids = [subprocess.Popen(["sleep", "600"]) for _ in range(2)]
+    try:
+        app = build_app([k.pid for k in kids], watch_mounts=False)
+        app.animation_level = "none"
+
+        async def body() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                await settle(pilot)
+                kids[1].kill()
+                kids[1].wait()
+                await pilot.press("f5")
+                await settle(pilot)
+                assert app.scan_error is None and app.scan is not None
+                assert "last scan failed" not in screen_text(app)
+
+        run(body)
+    finally:
+        for kid in kids:
+            kid.kill()
+            kid.wait()
