@@ -434,10 +434,10 @@ class OvlInspectApp(App[int]):
         self._changed, self._gone = {}, set()
         self._rescanning = True
         self._update_status()
-        self._rescan_worker(changed, gone)
+        self._rescan_worker(changed, gone, self._generation)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="nsrescan")
-    def _rescan_worker(self, changed: dict[int, int], gone: set[int]) -> None:
+    def _rescan_worker(self, changed: dict[int, int], gone: set[int], generation: int) -> None:
         from ovlinspect.engine.rescan import Rescanned, rescan_namespaces
 
         worker = get_current_worker()
@@ -446,14 +446,16 @@ class OvlInspectApp(App[int]):
         except Exception as exc:  # a rescan that fails leaves the shown scan as it is
             part = Rescanned(errors=[f"rescan failed: {type(exc).__name__}: {exc}"])
         if not worker.is_cancelled:
-            self.post_message(NamespacesRescanned(part))
+            self.post_message(NamespacesRescanned(part, generation))
 
     def on_namespaces_rescanned(self, message: NamespacesRescanned) -> None:
         """Merge into the scan held now (not the one the rescan started from)."""
         from ovlinspect.engine.rescan import merge
 
         self._rescanning = False
-        if self.scan is not None:
+        # A full scan started since this rescan began is newer: it wins (the rescan's result
+        # would put older namespaces back over it).
+        if self.scan is not None and message.generation == self._generation:
             self._show_scan(merge(self.scan, message.part).scan)
         self._start_rescan()
         self._update_status()

@@ -48,11 +48,14 @@ class NamespacesChanged(Message):
 
 class NamespacesRescanned(Message):
     """Some namespaces were scanned again: ``part`` is an
-    :class:`~ovlinspect.engine.rescan.Rescanned`, to merge into the scan held now."""
+    :class:`~ovlinspect.engine.rescan.Rescanned`, to merge into the scan held now (unless a
+    full scan began after it)."""
 
-    def __init__(self, part: Any) -> None:
+    def __init__(self, part: Any, generation: int) -> None:
         super().__init__()
         self.part = part
+        self.generation = generation
+        """The full-scan generation when the rescan began."""
 
 
 class ViewFailed(Message):
