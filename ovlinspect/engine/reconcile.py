@@ -2,7 +2,10 @@
 
 Outcomes per layer (KERNEL-NOTES, "Proving a declared path is the layer in use"):
 - ``match``: a merged object (the root, or a sampled entry) is this directory's own object;
-- ``mismatch``: disproved, with the real directory in use when it can be decoded;
+- ``mismatch``: disproved, with the real directory in use when it can be decoded; never for a
+  path that could not be followed to its end for a reason other than a missing name (EPERM,
+  EACCES, ELOOP, ...): where it leads is unknown, so it is ``unverified`` (``path-unreadable``),
+  whatever the evidence says about the directory really in use (:meth:`Reconciler._decide`);
 - a filesystem mounted nowhere visible is recorded as detached (rules turn it into a hazard);
 - ``unverified`` with a reason code otherwise.
 Without overlay handles (rootless overlays, lowers that cannot export handles), inode numbers give
@@ -11,6 +14,7 @@ Without overlay handles (rootless overlays, lowers that cannot export handles), 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import operator
 import os
@@ -20,6 +24,7 @@ from collections import deque
 from enum import Enum
 
 from ovlinspect.engine.evidence import Evidence, Sample, ino_agrees, probe
+from ovlinspect.engine.resolution import cwd_unknown, unfollowed
 from ovlinspect.engine.state import LayerState, NamespaceContext
 from ovlinspect.host.fsindex import NULL_UUID, Decoded, FsIndex, decoded_stat, same_object
 from ovlinspect.host.view import is_fd_path
@@ -36,7 +41,7 @@ from ovlinspect.kernel.objects import (
     present,
 )
 from ovlinspect.model import ProofMethod, Strength, Verified
-from ovlinspect.model.reasons import Reason
+from ovlinspect.model.reasons import MEANING, Reason
 
 PROBE_TRIES = 8
 DEEP_DIRS = 64
@@ -192,6 +197,21 @@ class Reconciler:
     def _decide(self, state: LayerState, verdict: Verified, reason: Reason,
                 method: ProofMethod = ProofMethod.NONE, strength: Strength | None = None,
                 note: str = "") -> None:
+        """Record a verdict.  The one rule every stage goes through: a declared path that could
+        not be followed (EPERM, EACCES, ELOOP, ...; ENOENT and ENOTDIR say it leads nowhere)
+        is never disproved; the evidence against it only says where the layer really is."""
+        if verdict is Verified.MISMATCH and unfollowed(state):
+            shown = errno.errorcode.get(state.resolve_errno or 0, str(state.resolve_errno))
+            note = (f"not disproved: the path could not be followed ({shown}); "
+                    f"{note or MEANING[reason]}")
+            verdict, reason, method, strength = (Verified.UNVERIFIED, Reason.PATH_UNREADABLE,
+                                                  ProofMethod.NONE, None)
+        elif verdict is Verified.MISMATCH and cwd_unknown(state):
+            where = state.layer.real_path
+            note = ("not disproved: the mounter's cwd is unknown"
+                    + (f"; the layer in use is {where}" if where else ""))
+            verdict, reason, method, strength = (Verified.UNVERIFIED, Reason.CWD_UNKNOWN,
+                                                  ProofMethod.NONE, None)
         state.set(verdict, reason, method, strength, note)
         self.decided.add(id(state))
 
@@ -730,7 +750,8 @@ class Reconciler:
                 self._decide(state, Verified.UNVERIFIED, Reason.WORK_COVERED
                              if state.layer.role == "work" else Reason.SELF_COVERED)
             elif state.fd is None:
-                self._decide(state, Verified.UNVERIFIED, Reason.NOT_RESOLVED)
+                self._decide(state, Verified.UNVERIFIED, Reason.PATH_UNREADABLE
+                             if unfollowed(state) else Reason.NOT_RESOLVED)
             elif state.layer.role == "data":
                 self._decide(state, Verified.UNVERIFIED, Reason.DATA_ONLY)
             elif not self.ev.handles_available and self.ev.root is not None:

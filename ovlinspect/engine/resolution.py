@@ -1,9 +1,16 @@
 """Resolve each declared layer path to an open directory, in the process's own view first and
 outside it (an ancestor's or the host's view) second; relative paths against the cwd that the
-overlay's own root handle proves."""
+overlay's own root handle proves.
+
+A path that could not be followed for a reason other than a missing name (EPERM, EACCES, ELOOP,
+ESTALE: a symlink that cannot be read without changing its atime, a directory this process may
+not search, a loop) is recorded in ``LayerState.resolve_errno``: where it leads is unknown, so
+reconcile never calls it disproved (:func:`unfollowed`).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -17,6 +24,40 @@ from ovlinspect.kernel.handles import format_uuid, to_model
 from ovlinspect.kernel.objects import facts, handle_of, lstat_at
 
 Prover = Callable[[LayerState, int], bool]
+
+MISSING = frozenset({errno.ENOENT, errno.ENOTDIR})
+"""Errnos that say the path leads nowhere: a name is missing, or is not a directory."""
+
+
+def unfollowed(state: LayerState) -> bool:
+    """Following the declared path failed somewhere for a reason other than a missing name:
+    the path may well lead to the layer in use, so no evidence can disprove it."""
+    return state.resolve_errno is not None and state.resolve_errno not in MISSING
+
+
+def cwd_unknown(state: LayerState) -> bool:
+    """A relative declared path found under none of the plausible cwds: it may hold the layer
+    from the cwd it was really typed in, which nobody recorded."""
+    return (state.fd is None and not state.self_covered
+            and not state.layer.declared.startswith("/") and state.layer.path is None)
+
+
+def _odd_failure(res: Resolution, where: str) -> tuple[int, str] | None:
+    """(errno, text) when ``res`` failed for a reason other than a missing name."""
+    if res.fd is None and res.errno is not None and res.errno not in MISSING:
+        return res.errno, f"{where}: {res.error}"
+    return None
+
+
+def _record(state: LayerState, failure: tuple[int, str] | None) -> None:
+    """Keep the first odd failure met while resolving ``state`` (errno and note)."""
+    if failure is None or state.resolve_errno is not None:
+        return
+    number, text = failure
+    state.resolve_errno = number
+    name = errno.errorcode.get(number, str(number))
+    state.base_note = "; ".join(n for n in (state.base_note, f"could not be followed {text} "
+                                            f"({name})") if n)
 
 
 def resolve_layers(states: list[LayerState], ctx: NamespaceContext, ev: Evidence) -> None:
@@ -100,6 +141,7 @@ def _resolve_absolute(state: LayerState, ctx: NamespaceContext, own_dev: int | N
         state.layer.path = res.path
         _adopt(state, res, ctx.index)
         return
+    failure = _odd_failure(res, "in the process's view")
     inside = res.path if res.fd is not None else None
     res.close()
     for outer in ctx.outers:
@@ -108,14 +150,19 @@ def _resolve_absolute(state: LayerState, ctx: NamespaceContext, own_dev: int | N
             state.layer.host_path = found.path
             state.base_note = f"found outside the namespace, in {outer.label}"
             _adopt(state, found, outer.index)
+            _record(state, failure)  # the process's own view may lead elsewhere
             return
+        failure = failure or _odd_failure(found, f"in {outer.label}")
         found.close()
     covered = inside or _through_overlay(ctx, state.layer.declared, own_dev)
     if covered is not None:
         _self_covered(state, covered)
+        _record(state, failure)
         return
     state.layer.symlinks = res.symlinks
-    state.base_note = f"does not resolve: {res.error}"
+    state.base_note = (f"does not resolve: {res.error}" if failure is None else
+                       "could not be followed to its end")
+    _record(state, failure)
 
 
 def _through_overlay(ctx: NamespaceContext, path: str, own_dev: int | None) -> str | None:
@@ -139,6 +186,7 @@ def _resolve_relative(state: LayerState, ctx: NamespaceContext, ev: Evidence, ba
                       proven_base: list[tuple[str, str]]) -> None:
     """Try each plausible cwd; keep the one the overlay's evidence proves, else the first."""
     assert ctx.view is not None
+    failure: tuple[int, str] | None = None
     if proven_base:
         base, by = proven_base[0]
         res = ctx.view.resolve(state.layer.declared, base)
@@ -147,10 +195,12 @@ def _resolve_relative(state: LayerState, ctx: NamespaceContext, ev: Evidence, ba
             state.base_note = f"relative to {base} (the cwd proven for {by})"
             _adopt(state, res, ctx.index)
             return
+        failure = _odd_failure(res, f"from {base}")
     first: tuple[str, Resolution] | None = None
     for base in bases:
         res = ctx.view.resolve(state.layer.declared, base)
         if res.fd is None:
+            failure = failure or _odd_failure(res, f"from {base}")
             continue
         how = _proves_root(state, res.fd, ev)
         if how:
@@ -168,11 +218,13 @@ def _resolve_relative(state: LayerState, ctx: NamespaceContext, ev: Evidence, ba
     if first is None:
         state.base_note = (f"relative to an unknown cwd: found under none of {len(bases)} "
                            "candidate directories")
+        _record(state, failure)
         return
     base, res = first
     state.layer.path = res.path
     state.base_note = f"relative to {base} (a guess: the mounter's cwd was not recorded)"
     _adopt(state, res, ctx.index)
+    _record(state, failure)  # the cwd that could not be followed may be the real one
 
 
 def _proves_root(state: LayerState, fd: int, ev: Evidence) -> str:

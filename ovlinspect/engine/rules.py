@@ -5,9 +5,11 @@ The rules never make a syscall: they read what the evidence and reconcile stages
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 from ovlinspect.engine.reconcile import Outcome
+from ovlinspect.engine.resolution import unfollowed
 from ovlinspect.engine.state import LayerState
 from ovlinspect.host.view import is_fd_path
 from ovlinspect.kernel.handles import format_uuid
@@ -81,8 +83,14 @@ def path_hazards(states: list[LayerState], outcome: Outcome) -> None:
         codes = _codes(layer)
         if HazardCode.FD_PATH in codes or HazardCode.SOURCE_DETACHED in codes:
             continue
-        if state.fd is None and not state.self_covered:
-            if not layer.declared.startswith("/") and layer.real_path is None:
+        if state.fd is None and not state.self_covered and unfollowed(state):
+            where = f"; the layer in use is {layer.real_path}" if layer.real_path else ""
+            layer.hazards.append(hazard(
+                HazardCode.UNREADABLE, layer.label,
+                f"{layer.declared} could not be followed "
+                f"({errno.errorcode.get(state.resolve_errno or 0, state.resolve_errno)}){where}"))
+        elif state.fd is None and not state.self_covered:
+            if not layer.declared.startswith("/"):
                 continue  # the cwd is unknown, not the path: relative-path says so
             where = f"; really {layer.real_path}" if layer.real_path else ""
             layer.hazards.append(hazard(

@@ -88,6 +88,10 @@ class LayerState:
     fs: Filesystem | None = None
     base_note: str = ""
     self_covered: bool = False
+    # errno of a failed attempt to follow the declared path, when one failed for a reason other
+    # than a missing name (EPERM, EACCES, ELOOP, ...): where the path leads is then unknown
+    # (see engine.resolution.unfollowed)
+    resolve_errno: int | None = None
     _names: list[str] | None = None
     _name_set: frozenset[str] | None = None
     names_refused: bool = False

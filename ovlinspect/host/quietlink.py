@@ -8,11 +8,15 @@ does: touch_atime gives up on a noatime or read-only mount.  So a link is read
 1. directly when the kernel would not update its atime anyway: the mount is noatime or read-only,
    or relatime and the atime is newer than mtime and ctime and younger than 23 hours (the kernel
    updates at 24; overlay inodes are never predicted: their cached atime is not the one shown);
-2. else through a private, detached clone of its directory's mount made read-only and noatime
-   (open_tree(OPEN_TREE_CLONE) + mount_setattr): in this process for a mount of its own mount
-   namespace, else in a forked child that joins the view's namespaces (open_tree clones only
-   mounts of the caller's namespace).  A detached clone is in no namespace and is gone once its
-   fd is closed;
+2. else through a private, detached clone of its directory's mount made read-only, and noatime
+   where the kernel allows (open_tree(OPEN_TREE_CLONE) + mount_setattr): in this process for a
+   mount of its own mount namespace, else in a forked child that joins the view's namespaces
+   (open_tree clones only mounts of the caller's namespace).  Read-only alone is enough:
+   touch_atime needs write access to the mount, which a read-only mount refuses.  It is all a
+   mount copied into a namespace of a less privileged user namespace allows (rootless podman's,
+   ``unshare -U -r -m``): its atime flags are locked, and mount_setattr refuses noatime there
+   with EPERM, even to root.  A detached clone is in no namespace and is gone once its fd is
+   closed;
 3. else not at all: ``OSError(EPERM)`` says why.
 """
 
@@ -115,7 +119,8 @@ class QuietLinks:
 
 def quiet_clone(dirfd: int, pid: int, timeout: float = 10.0) -> int | None:
     """A detached clone of the mount at directory ``dirfd`` (a bind of that directory), made
-    read-only and noatime; None when the kernel or our privileges do not allow it."""
+    read-only (and noatime where allowed): nothing read through it changes an atime.  None when
+    the kernel or our privileges do not allow it."""
     try:
         return _clone_here(dirfd)
     except OSError as exc:
@@ -129,7 +134,7 @@ def _clone_here(dirfd: int) -> int:
     try:
         quiet(clone)
         if not _is_quiet(clone):
-            raise OSError(errno.EPERM, "the clone is not read-only and noatime")
+            raise OSError(errno.EPERM, "the clone is not read-only")
     except BaseException:
         os.close(clone)
         raise
@@ -137,8 +142,9 @@ def _clone_here(dirfd: int) -> int:
 
 
 def _is_quiet(fd: int) -> bool:
-    flags = os.fstatvfs(fd).f_flag
-    return bool(flags & os.ST_RDONLY) and bool(flags & os.ST_NOATIME)
+    """Reads through the mount at ``fd`` change no atime: it is read-only (noatime or not;
+    touch_atime skips a mount it cannot get write access to)."""
+    return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
 
 
 def privileged() -> bool:

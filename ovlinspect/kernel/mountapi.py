@@ -19,15 +19,20 @@ Example: an overlay built with the new mount API, one ``lowerdir+=`` per layer::
     move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)
     os.close(mnt)
 
-x86_64 syscall numbers are used for the calls libc may lack (the new mount API, pivot_root).
+The calls libc may lack are made by number: the new mount API (428-432) from the unified range
+every architecture shares (alpha and mips aside, see :func:`mountattr.unified_number`), and
+pivot_root, whose number differs per architecture (:data:`PIVOT_ROOT`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 from collections.abc import Sequence
+
+from ovlinspect.kernel.mountattr import unified_number
 
 # unshare(2) / clone(2) flags
 CLONE_NEWNS = 0x00020000
@@ -74,7 +79,12 @@ AT_RECURSIVE = 0x8000
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 
-SYS_PIVOT_ROOT = 155
+# pivot_root predates the unified numbering: arch/*/syscall.tbl, asm-generic/unistd.h (41).
+PIVOT_ROOT = {"x86_64": 155, "i386": 217, "i486": 217, "i586": 217, "i686": 217,
+              "aarch64": 41, "arm64": 41, "riscv64": 41, "riscv32": 41, "loongarch64": 41,
+              "armv6l": 218, "armv7l": 218, "armv8l": 218, "ppc64le": 203, "ppc64": 203,
+              "ppc": 203, "s390x": 217}
+# The unified range (424 and up): the same number on every architecture but alpha and mips.
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 SYS_FSOPEN = 430
@@ -109,9 +119,17 @@ def _check(result: int, what: str) -> int:
 
 
 def _syscall(number: int, *args: object, what: str) -> int:
-    if platform.machine() != "x86_64":
-        raise OSError(38, f"{what}: syscall numbers are only known for x86_64")
-    return _check(_libc.syscall(ctypes.c_long(number), *args), what)
+    """A syscall of the unified range (424 and up) by its common number."""
+    return _check(_libc.syscall(ctypes.c_long(unified_number(number, what)), *args), what)
+
+
+def pivot_root_number(machine: str | None = None) -> int:
+    """pivot_root's number on this architecture; ``OSError(ENOSYS)`` when it is not known."""
+    arch = platform.machine() if machine is None else machine
+    try:
+        return PIVOT_ROOT[arch]
+    except KeyError:
+        raise OSError(errno.ENOSYS, f"pivot_root: no syscall number known for {arch}") from None
 
 
 def unshare(flags: int) -> None:
@@ -138,7 +156,8 @@ def make_rprivate(path: Pathish = "/") -> None:
 
 def pivot_root(new_root: Pathish, put_old: Pathish) -> None:
     """pivot_root(2).  ``pivot_root(".", ".")`` after chdir(new_root) needs no put_old dir."""
-    _syscall(SYS_PIVOT_ROOT, _b(new_root), _b(put_old), what=f"pivot_root({new_root!r})")
+    what = f"pivot_root({new_root!r})"
+    _check(_libc.syscall(ctypes.c_long(pivot_root_number()), _b(new_root), _b(put_old)), what)
 
 
 def fsopen(fstype: str, flags: int = FSOPEN_CLOEXEC) -> int:

@@ -37,6 +37,8 @@ class Reason(StrEnum):
     NO_OVERLAY_ROOT = "no-overlay-root"
     NO_VIEW = "no-view"
     NOT_RESOLVED = "not-resolved"
+    PATH_UNREADABLE = "path-unreadable"
+    CWD_UNKNOWN = "cwd-unknown"
     NO_DECODE_PRIVILEGE = "no-decode-privilege"
     NOATIME_REFUSED = "noatime-refused"
     FS_NO_HANDLE = "fs-no-handle"
@@ -72,6 +74,11 @@ MEANING: dict[Reason, str] = {
     Reason.NO_OVERLAY_ROOT: "the overlay's root is unreachable (covered), so nothing to probe",
     Reason.NO_VIEW: "the process's view could not be opened",
     Reason.NOT_RESOLVED: "the declared path resolves nowhere",
+    Reason.PATH_UNREADABLE: "the declared path could not be followed (permission, a symlink "
+    "loop, a symlink that cannot be read without changing its atime): where it leads is "
+    "unknown, so it is neither proven nor disproved",
+    Reason.CWD_UNKNOWN: "a relative path found under none of the cwds the mounter may have had: "
+    "the cwd it was typed in is unknown, so the path is neither proven nor disproved",
     Reason.NO_DECODE_PRIVILEGE: "decoding handles needs CAP_DAC_READ_SEARCH",
     Reason.NOATIME_REFUSED: "reading the layer would change its atime (O_NOATIME refused)",
     Reason.FS_NO_HANDLE: "the layer's filesystem gives no file handle",

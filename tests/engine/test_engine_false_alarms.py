@@ -349,3 +349,25 @@ ready; exec sleep 600
         assert layer(ov, "upper")["real_path"] == f"{sc.tmp}/app/rw"
         assert layer(ov, "lower[0]")["real_path"] == f"{sc.tmp}/app/ro"
         _healthy(ov)
+
+
+def test_relative_path_typed_in_a_cwd_nobody_recorded() -> None:
+    # Was: lower mismatch (elimination) + not-found (error) on a healthy overlay.  The lower was
+    # given relative to a cwd that is none of the candidates (the decoded root's parent, the
+    # holder's cwd, the mount point's ancestors): it cannot be checked, so it is not disproved.
+    body = """
+mkdir -p $T/deep/a/b $T/deep/l1 $T/u $T/w $T/m
+echo x > $T/deep/l1/f
+cd $T/deep/a/b
+mount -t overlay ov -o lowerdir=../../l1,upperdir=$T/u,workdir=$T/w $T/m
+cd /
+ready; exec sleep 600
+"""
+    with running(script(body)) as sc:
+        ov = overlay_at(scan_json(sc.pid), f"{sc.tmp}/m")
+        lower = layer(ov, "lower[0]")
+        assert (lower["verified"], lower["proof"]["reason"]) == ("unverified", "cwd-unknown")
+        assert lower["real_path"] == f"{sc.tmp}/deep/l1"
+        codes = {h["code"] for h in lower["hazards"]} | {h["code"] for h in ov["hazards"]}
+        assert codes == {"relative-path"}
+        assert ov["status"] == "unverified"
