@@ -9,10 +9,16 @@ plain open only where the kernel refuses it), symlinks are never followed.
 As a user without CAP_DAC_READ_SEARCH some files and directories cannot be read (a rootless
 container's files owned by its subordinate uids): they are compared by their metadata only,
 counted in ``unreadable``, and never descended into.
+
+The live tree may be written while it is compared (the rebuild reads the same layers, a little
+later).  A name that is gone when it is read (ENOENT, ESTALE), or a difference whose live side
+changed while it was compared (the entry's or its directory's inode, size, mtime or ctime), is
+not a difference: the walk stops and says ``changed`` (``verified`` null).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -23,6 +29,15 @@ from typing import Any
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+GONE = frozenset({errno.ENOENT, errno.ESTALE})  # a name read a moment ago is not there now
+
+
+class LiveChanged(Exception):
+    """The live tree changed under the comparison at ``path``."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = path, why
 
 
 @dataclass
@@ -59,7 +74,8 @@ def _digest(dirfd: int, name: str) -> str:
         os.close(fd)
 
 
-def _describe(dirfd: int, name: str, bounds: Bounds) -> dict[str, Any]:
+def _describe(dirfd: int, name: str,
+              bounds: Bounds) -> tuple[dict[str, Any], os.stat_result]:
     st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
     kind = stat.S_IFMT(st.st_mode)
     out: dict[str, Any] = {"type": oct(kind), "mode": oct(stat.S_IMODE(st.st_mode)),
@@ -75,7 +91,23 @@ def _describe(dirfd: int, name: str, bounds: Bounds) -> dict[str, Any]:
         out["target"] = os.fsencode(os.readlink(name, dir_fd=dirfd)).hex()
     elif stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
         out["rdev"] = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-    return out
+    return out, st
+
+
+def _sig(st: os.stat_result) -> tuple[int, ...]:
+    """What changes when an entry is written, replaced, or (a directory) gains or loses names."""
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_nlink, st.st_mtime_ns,
+            st.st_ctime_ns)
+
+
+def _still(dirfd: int, name: str | None, seen: tuple[int, ...]) -> bool:
+    """Whether ``name`` in ``dirfd`` (``dirfd`` itself for None) is as ``seen``."""
+    try:
+        st = os.fstat(dirfd) if name is None else os.stat(name, dir_fd=dirfd,
+                                                           follow_symlinks=False)
+    except OSError:
+        return False
+    return _sig(st) == seen
 
 
 def _names(fd: int) -> list[str]:
@@ -87,18 +119,25 @@ def compare_trees(live_fd: int, new_fd: int, bounds: Bounds) -> dict[str, Any]:
 
     Returns ``verified`` (True, False at a difference, None when a bound stopped it first),
     ``entries`` compared, ``stopped`` (null, ``"entries"`` or ``"time"``), ``where`` (the last
-    path reached) and ``difference`` (``{"path", "what", "live", "rebuilt"}``).
+    path reached), ``difference`` (``{"path", "what", "live", "rebuilt"}``) and ``changed``
+    (null, or ``{"path", "why"}`` when the live tree changed under the walk: ``verified`` null).
+    Other ``OSError`` (EIO, ...) is raised.
     """
     start = time.monotonic()
     queue: deque[tuple[str, int, int]] = deque([("", os.dup(live_fd), os.dup(new_fd))])
     count = 0
     result: dict[str, Any] = {"verified": True, "entries": 0, "stopped": None, "where": "/",
-                              "difference": None, "unreadable": 0, "first_unreadable": None}
+                              "difference": None, "changed": None, "unreadable": 0,
+                              "first_unreadable": None}
     try:
         while queue:
             rel, lfd, nfd = queue.popleft()
             try:
                 diff = _compare_dir(rel, lfd, nfd, bounds, queue, result, start, count)
+            except LiveChanged as exc:
+                result["verified"] = None
+                result["changed"] = {"path": exc.path, "why": exc.why}
+                return result
             finally:
                 os.close(lfd)
                 os.close(nfd)
@@ -121,8 +160,17 @@ def compare_trees(live_fd: int, new_fd: int, bounds: Bounds) -> dict[str, Any]:
 def _compare_dir(rel: str, lfd: int, nfd: int, bounds: Bounds,
                  queue: deque[tuple[str, int, int]], result: dict[str, Any], start: float,
                  count: int) -> dict[str, Any] | None:
-    live, new = _names(lfd), _names(nfd)
+    here = f"/{rel}"
+    try:
+        seen = _sig(os.fstat(lfd))
+        live, new = _names(lfd), _names(nfd)
+    except OSError as exc:
+        if exc.errno in GONE:
+            raise LiveChanged(here, exc.strerror or str(exc)) from None
+        raise
     if live != new:
+        if not _still(lfd, None, seen):
+            raise LiveChanged(here, "names changed while compared")
         only_live = sorted(set(live) - set(new))
         only_new = sorted(set(new) - set(live))
         name = (only_live or only_new)[0]
@@ -139,19 +187,30 @@ def _compare_dir(rel: str, lfd: int, nfd: int, bounds: Bounds,
         count += 1
         result["entries"] = count
         result["where"] = path
-        a, b = _describe(lfd, name, bounds), _describe(nfd, name, bounds)
-        if a != b:
-            what = next(k for k in ("type", "mode", "uid", "gid", "size", "target", "rdev",
-                                    "sha256", "unreadable") if a.get(k) != b.get(k))
-            return {"path": path, "what": what, "live": a.get(what), "rebuilt": b.get(what)}
-        if a.get("unreadable"):
-            _unreadable(result, path)
-        if a["type"] == oct(stat.S_IFDIR):
-            pair = _open_pair(lfd, nfd, name)
-            if pair is None:
+        st = None
+        try:
+            a, st = _describe(lfd, name, bounds)
+            b, _ = _describe(nfd, name, bounds)
+            if a != b:
+                if not (_still(lfd, name, _sig(st)) and _still(lfd, None, seen)):
+                    raise LiveChanged(path, "changed while compared")
+                what = next(k for k in ("type", "mode", "uid", "gid", "size", "target", "rdev",
+                                        "sha256", "unreadable") if a.get(k) != b.get(k))
+                return {"path": path, "what": what, "live": a.get(what),
+                        "rebuilt": b.get(what)}
+            if a.get("unreadable"):
                 _unreadable(result, path)
-            else:
-                queue.append((path.lstrip("/"), *pair))
+            if a["type"] == oct(stat.S_IFDIR):
+                pair = _open_pair(lfd, nfd, name)
+                if pair is None:
+                    _unreadable(result, path)
+                else:
+                    queue.append((path.lstrip("/"), *pair))
+        except OSError as exc:
+            if exc.errno in GONE or not _still(lfd, None, seen) or (
+                    st is not None and not _still(lfd, name, _sig(st))):
+                raise LiveChanged(path, exc.strerror or str(exc)) from None
+            raise
     return None
 
 

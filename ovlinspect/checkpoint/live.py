@@ -1,38 +1,167 @@
-"""The live overlay, for reading only: a detached, read-only, noatime clone of its mount.
+"""The live overlay, for reading only: a detached, read-only clone of its mount, or nothing.
 
 Reading a merged tree can write atimes.  overlayfs passes ``O_NOATIME`` on to the layer files
-and directories it opens, but readlink(2) has no such flag, and an atime update on a merged
-object is copied to its upper inode (``ovl_update_time``): comparing a symlink that lives in the
-upper would touch the upper.  A clone of the live mount with MOUNT_ATTR_RDONLY|NOATIME stops
-every atime update at the VFS, whatever is read through it.
+and directories it opens, but readlink(2) has no such flag, a plain open (where ``O_NOATIME`` is
+refused: files of other owners) neither, and an atime update on a merged object is copied to
+its upper inode (``ovl_update_time``): comparing a symlink or another user's file that lives in
+the upper would touch the upper.  A clone of the live mount made read-only (and noatime where
+the kernel allows) stops every atime update at the VFS (touch_atime gives up on a read-only or
+noatime mount), whatever is read through it.  The live mount itself is never read: when no such
+clone can be made, :func:`live_dir` raises :class:`NotQuiet` and ``dump --verify`` says
+``live-not-quiet``.
 
-The clone is :func:`ovlinspect.host.quietlink.quiet_clone`'s (the one symlinks are read
-through): open_tree(OPEN_TREE_CLONE) clones only a mount of the caller's own mount namespace,
-so for another one a forked child joins the overlay's namespaces (its user namespace first when
-not root: its owner may), clones the mount and sends the clone back (SCM_RIGHTS).  The
-clone is not recursive: what is mounted inside the merged tree is left out, as it is from a
-rebuild.
+Two ways to a clone, the first that works:
+
+1. :func:`ovlinspect.host.quietlink.quiet_clone` (the one symlinks are read through):
+   open_tree(OPEN_TREE_CLONE) here, or in a forked child that joins the overlay's namespaces
+   (its user namespace first when not root: its owner may);
+2. a forked child that joins the overlay's mount namespace where it may, makes the overlay's
+   root its working directory, and unshares a new user and mount namespace.  The copy of the
+   mount namespace carries the working directory over to the copy of the overlay's mount,
+   which the child may clone (it has CAP_SYS_ADMIN over the new namespace): this is how a user
+   without root clones an overlay that root mounted.  Mounts copied into a namespace of a less
+   privileged user namespace have their atime flags locked (noatime is EPERM) and their child
+   mounts locked (a non-recursive clone of a mount with anything mounted inside it is EINVAL);
+   read-only is still allowed, and enough.
+
+The clone is sent back to the parent (SCM_RIGHTS).  It is not recursive: what is mounted inside
+the merged tree is left out, as it is from a rebuild.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import select
+import signal
+import socket
 
 from ovlinspect.checkpoint.compare import open_dir
-from ovlinspect.host.quietlink import quiet_clone
+from ovlinspect.host.quietlink import privileged, quiet_clone
+from ovlinspect.kernel import mountapi as api
+from ovlinspect.kernel.mountattr import (
+    MOUNT_ATTR__ATIME,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_RDONLY,
+    mount_setattr,
+)
+from ovlinspect.kernel.syscalls import setns
 
-QUIET = "quiet-clone"  # read through a read-only, noatime clone of the live mount
-DIRECT = "direct"      # read through the live mount itself (readlink may touch upper atimes)
+QUIET = "quiet-clone"  # read through a read-only (and, where allowed, noatime) clone
+
+
+class NotQuiet(Exception):
+    """No clone of the live mount that reads change no atime through could be made."""
 
 
 def live_dir(mount_fd: int, pid: int, *, timeout: float = 30.0) -> tuple[int, str]:
-    """A directory fd to read the live overlay through (owned by the caller), and how: through
-    a quiet clone when the kernel allows it, else through ``mount_fd`` itself (an O_PATH fd on
-    the overlay's root in pid's view)."""
-    clone = quiet_clone(mount_fd, pid, timeout)
+    """A directory fd to read the live overlay through (owned by the caller), and how
+    (:data:`QUIET`).  ``mount_fd`` is an O_PATH fd on the overlay's root in pid's view.
+    :class:`NotQuiet` when no quiet clone of it can be made: the live mount is never read."""
+    clone = _checked(quiet_clone(mount_fd, pid, timeout), mount_fd)
     if clone is None:
-        return open_dir(mount_fd), DIRECT
+        clone = _checked(_clone_in_new_userns(mount_fd, pid, timeout), mount_fd)
+    if clone is None:
+        raise NotQuiet("no read-only clone of the live overlay's mount could be made")
     try:
         return open_dir(clone), QUIET
     finally:
         os.close(clone)
+
+
+def is_quiet(fd: int) -> bool:
+    """Reads through the mount at ``fd`` cannot change atimes: it is read-only (noatime or not:
+    touch_atime gives up on a mount it cannot get write access to)."""
+    return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
+
+
+def _checked(clone: int | None, mount_fd: int) -> int | None:
+    """``clone`` when it is quiet and has the live overlay's root at its root, else None."""
+    if clone is None:
+        return None
+    try:
+        mine, live = os.fstat(clone), os.fstat(mount_fd)
+        if is_quiet(clone) and (mine.st_dev, mine.st_ino) == (live.st_dev, live.st_ino):
+            return clone
+    except OSError:
+        pass
+    os.close(clone)
+    return None
+
+
+def _clone_in_new_userns(mount_fd: int, pid: int, timeout: float) -> int | None:
+    """Way 2 of the module docstring; None when the kernel or our privileges refuse it."""
+    try:
+        ns = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+              for name in ("user", "mnt")]
+    except OSError:
+        return None
+    root = privileged()
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        kid = os.fork()
+        if kid == 0:  # pragma: no cover - runs in the child
+            parent.close()
+            try:
+                _child(mount_fd, ns, root, child)
+            finally:
+                os._exit(0)
+        child.close()
+        try:
+            if not select.select([parent], [], [], timeout)[0]:
+                os.kill(kid, signal.SIGKILL)
+                return None
+            _data, fds, _flags, _addr = socket.recv_fds(parent, 64, 1)
+            return fds[0] if fds else None
+        finally:
+            os.waitpid(kid, 0)
+    finally:
+        parent.close()
+        for fd in ns:
+            os.close(fd)
+
+
+def _same_ns(fd: int, name: str) -> bool:
+    return os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+
+
+def _quiet_clone_of_cwd() -> int:
+    """A detached clone of the mount at the working directory, read-only and, where the atime
+    flags are not locked, noatime."""
+    clone = api.open_tree(api.AT_FDCWD, ".", api.OPEN_TREE_CLONE | api.OPEN_TREE_CLOEXEC)
+    try:
+        try:
+            mount_setattr(clone, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME)
+        except OSError as exc:
+            if exc.errno != errno.EPERM:  # EPERM: atime flags locked
+                raise
+            mount_setattr(clone, MOUNT_ATTR_RDONLY)
+        if not is_quiet(clone):
+            raise OSError(errno.EPERM, "the clone is not read-only")
+    except BaseException:
+        os.close(clone)
+        raise
+    return clone
+
+
+def _child(mount_fd: int, ns: list[int], root: bool,
+           sock: socket.socket) -> None:  # pragma: no cover - runs in the child
+    user, mnt = ns
+    clone = -1
+    with contextlib.suppress(OSError):
+        if not _same_ns(mnt, "mnt"):  # the overlay's mount must be in our mount namespace
+            if not root and not _same_ns(user, "user"):
+                setns(user, api.CLONE_NEWUSER)
+            setns(mnt, api.CLONE_NEWNS)
+        os.fchdir(mount_fd)
+        try:
+            clone = _quiet_clone_of_cwd()
+        except OSError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            # The copy of the mount namespace takes the working directory to the copy of the
+            # overlay's mount (copy_mnt_ns), where we hold CAP_SYS_ADMIN.
+            api.unshare(api.CLONE_NEWUSER | api.CLONE_NEWNS)
+            clone = _quiet_clone_of_cwd()
+    socket.send_fds(sock, [b"."], [clone] if clone >= 0 else [])

@@ -55,11 +55,15 @@ V_LIVE_UNREACHABLE = "live-unreachable"  # the live overlay could not be opened
 V_UPPER_NOT_IN_USE = "upper-not-in-use"  # the dumped upper is no mounted overlay's upper
 V_NEEDS_ROOT = "needs-root"          # non-root: layers left unproven only for lack of privilege
                                      # (no-decode-privilege, noatime-refused, no-view)
+V_LIVE_NOT_QUIET = "live-not-quiet"  # no read-only clone of the live mount: not read at all
+V_LIVE_CHANGED = "live-changed"      # the live tree changed under the comparison (verified: null)
+V_COMPARE_FAILED = "compare-failed"  # reading a tree failed (EIO, ...) (verified: null)
 # ``verified: false`` because of a difference (exit status 1) ...
 V_FAILURES = frozenset({V_DIFFERS, V_REBUILD_FAILED, V_UPPER_NOT_IN_USE})
 # ... or because it cannot be proven here (exit status 3).
 V_UNPROVEN = frozenset({V_LIKELY, V_NO_USERNS, V_TRUSTED_XATTRS, V_UNREADABLE,
-                        V_LIVE_UNREACHABLE, V_NEEDS_ROOT})
+                        V_LIVE_UNREACHABLE, V_NEEDS_ROOT, V_LIVE_NOT_QUIET, V_LIVE_CHANGED,
+                        V_COMPARE_FAILED})
 
 
 class DumpError(ValueError):

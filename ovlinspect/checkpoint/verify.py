@@ -7,8 +7,9 @@ ever seen by anyone else; the namespace dies with the child.  The live overlay k
 meanwhile, so the rebuild is read-only: the upper is stacked as the top lower and no workdir is
 given (mounting a second overlay on the live upper/workdir would reset its work directory).  Each
 layer is still checked by handle against the dump.  The live merged tree is opened before the
-fork and only read, through a read-only, noatime clone of its mount where the kernel allows
-(``live``: ``quiet-clone``, else ``direct``; see :mod:`ovlinspect.checkpoint.live`).
+fork and only read, through a read-only (and where allowed noatime) clone of its mount
+(``live``: ``quiet-clone``; see :mod:`ovlinspect.checkpoint.live`); never through the live mount
+itself, whose reads (readlink, opens without ``O_NOATIME``) would update upper atimes.
 
 Otherwise (not root, or layers that are only ``likely``) the same read-only rebuild is made as a
 detached mount by :mod:`ovlinspect.checkpoint.rebuild`, in a user namespace when not root, and
@@ -29,6 +30,13 @@ codes of :mod:`ovlinspect.checkpoint.model`):
 - ``needs-root``: not root, and the dump is not restorable only because layers are unproven for
   lack of privilege (``no-decode-privilege``, ``noatime-refused``, ``no-view``): nothing is
   rebuilt;
+- ``live-not-quiet``: no read-only clone of the live mount could be made (a user without root
+  where user namespaces are refused, or something is mounted inside the merged tree), so the
+  live tree is not read at all;
+- ``live-changed`` (``verified`` null): the live tree was written while it was compared (a
+  name gone when read, or a difference whose live side changed meanwhile); ``changed`` says
+  where;
+- ``compare-failed`` (``verified`` null): reading a tree failed otherwise (EIO, ...);
 - ``differs`` / ``rebuild-failed`` / ``bounded`` / ``not-restorable`` / ``live-unreachable``.
 """
 
@@ -45,7 +53,7 @@ from typing import Any
 
 from ovlinspect.checkpoint import model as m
 from ovlinspect.checkpoint.compare import Bounds, compare_trees, open_dir
-from ovlinspect.checkpoint.live import live_dir
+from ovlinspect.checkpoint.live import NotQuiet, live_dir
 from ovlinspect.checkpoint.rebuild import rebuild
 from ovlinspect.host.quietlink import privileged
 from ovlinspect.host.view import View
@@ -95,6 +103,8 @@ def verify_overlay(ov: m.DumpOverlay, bounds: Bounds) -> dict[str, Any]:
     start = time.monotonic()
     try:
         live, entry["live"] = _live_root(ov)
+    except NotQuiet as exc:
+        return _unproven(entry, m.V_LIVE_NOT_QUIET, str(exc))
     except OSError as exc:
         return _unproven(entry, m.V_LIVE_UNREACHABLE,
                          f"cannot open the live overlay: {exc.strerror or exc}")
@@ -107,6 +117,8 @@ def verify_overlay(ov: m.DumpOverlay, bounds: Bounds) -> dict[str, Any]:
                 shutil.rmtree(target, ignore_errors=True)
         else:
             entry.update(_detached(ov, live, bounds, userns=not root))
+    except OSError as exc:
+        entry.update(_compare_failed(exc))
     finally:
         os.close(live)
     entry.update(_wire_paths(_verdict(entry, likely)))
@@ -136,6 +148,19 @@ def _unproven(entry: dict[str, Any], reason: str, error: str) -> dict[str, Any]:
     return entry
 
 
+def _compare_failed(exc: OSError) -> dict[str, Any]:
+    return {"verified": None, "reason": m.V_COMPARE_FAILED,
+            "error": f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")}
+
+
+def _compare(live: int, new: int, bounds: Bounds) -> dict[str, Any]:
+    """:func:`compare_trees`, with a read error as ``compare-failed`` (never raised)."""
+    try:
+        return compare_trees(live, new, bounds)
+    except OSError as exc:
+        return _compare_failed(exc)
+
+
 def _detached(ov: m.DumpOverlay, live: int, bounds: Bounds, *, userns: bool) -> dict[str, Any]:
     """The rebuild as a detached mount (see :mod:`ovlinspect.checkpoint.rebuild`), compared
     here."""
@@ -149,10 +174,13 @@ def _detached(ov: m.DumpOverlay, live: int, bounds: Bounds, *, userns: bool) -> 
         return out
     try:
         new = open_dir(built.fd)
+    except OSError as exc:
+        out.update(_compare_failed(exc))
+        return out
     finally:
         os.close(built.fd)
     try:
-        out.update(compare_trees(live, new, bounds))
+        out.update(_compare(live, new, bounds))
     finally:
         os.close(new)
     return out
@@ -161,16 +189,21 @@ def _detached(ov: m.DumpOverlay, live: int, bounds: Bounds, *, userns: bool) -> 
 def _verdict(out: dict[str, Any], likely: bool) -> dict[str, Any]:
     """``verified`` and ``reason`` from the comparison: true only for a complete, equal tree of
     proven layers, read in full."""
+    if out.get("upper_in_use") is False and out.get("reason") == m.V_COMPARE_FAILED:
+        out["verified"], out["reason"] = False, m.V_UPPER_NOT_IN_USE  # proven wrong anyway
     if out.get("reason") is not None:
         return out
     if "entries" not in out:  # the rebuild failed before any comparison
         out["verified"], out["reason"] = False, m.V_REBUILD_FAILED
         return out
     tree = "differs" if out["verified"] is False else (
+        "changed" if out.get("changed") else
         "bounded" if out["verified"] is None else "same")
     out["tree"] = tree
     if out.get("upper_in_use") is False:
         out["verified"], out["reason"] = False, m.V_UPPER_NOT_IN_USE
+    elif tree == "changed":
+        out["verified"], out["reason"] = None, m.V_LIVE_CHANGED
     elif tree == "differs":
         out["reason"] = m.V_DIFFERS
     elif tree == "bounded":
@@ -188,6 +221,9 @@ def _wire_paths(out: dict[str, Any]) -> dict[str, Any]:
         out["where"] = m.text_to_wire(out["where"])
     if isinstance(out.get("first_unreadable"), str):
         out["first_unreadable"] = m.text_to_wire(out["first_unreadable"])
+    changed = out.get("changed")
+    if isinstance(changed, dict) and isinstance(changed.get("path"), str):
+        changed["path"] = m.text_to_wire(changed["path"])
     diff = out.get("difference")
     if isinstance(diff, dict) and isinstance(diff.get("path"), str):
         diff["path"] = m.text_to_wire(diff["path"])
@@ -245,7 +281,7 @@ def _child(ov: m.DumpOverlay, live: int, target: str, bounds: Bounds) -> dict[st
         return out
     new = open_dir(api.AT_FDCWD, target)
     try:
-        out.update(compare_trees(live, new, bounds))
+        out.update(_compare(live, new, bounds))
     finally:
         os.close(new)
     return out

@@ -6,9 +6,11 @@ rebuilt, or its dumped upper is no mounted overlay's upper (``reason`` ``differs
 ``rebuild-failed`` or ``upper-not-in-use``); 2 a usage error or bad input (no such process,
 MOUNT_POINT is not an overlay, unwritable ``-o``); 3 with ``--verify``, when none of those
 happened but some overlay could not be proven here (``reason`` ``likely-only``,
-``trusted-xattrs``, ``no-user-namespace``, ``unreadable``, ``live-unreachable`` or
-``needs-root``): as a user without root, or for a rootless overlay, whose layers only inode
-numbers tie to it."""
+``trusted-xattrs``, ``no-user-namespace``, ``unreadable``, ``live-unreachable``,
+``needs-root``, ``live-not-quiet``, ``live-changed`` or ``compare-failed``): as a user without
+root, for a rootless overlay, whose layers only inode numbers tie to it, when no read-only
+clone of the live mount could be made (the live mount itself is never read), or when the live
+tree changed or could not be read during the comparison."""
 
 from __future__ import annotations
 

@@ -42,6 +42,16 @@ def dump(pid: int, *args: str, rc: int = 0) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def dump_entered(enter: int, *args: str) -> tuple[int, dict[str, Any]]:
+    """``ovlinspect dump ARGS`` run inside pid ``enter``'s mount namespace (where a scenario's
+    own mounts are), as root: exit status and the document."""
+    done = subprocess.run(["nsenter", "-t", str(enter), "-m", sys.executable, "-m", "ovlinspect",
+                           "dump", *args], capture_output=True, text=True, timeout=180,
+                          cwd="/", env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert "Traceback" not in done.stderr and done.stdout, (done.returncode, done.stderr)
+    return done.returncode, json.loads(done.stdout)
+
+
 def only(doc: dict[str, Any], mount_point: str) -> dict[str, Any]:
     """The dump entry of the overlay at ``mount_point``."""
     hits = [o for o in doc["overlays"] if o["mount_point"] == mount_point]

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -209,7 +210,7 @@ mkdir -p l0 l1 u w m u2 w2 m2
 echo a > l0/only_l0; echo b > l1/only_l1; mkdir -p l1/dir; echo c > l1/dir/f; echo g > l1/gone
 chown -R {USER}:{USER} l0 l1 u w u2 w2
 mount -t overlay ov -o lowerdir=$T/t/l0:$T/t/l1,upperdir=$T/t/u,workdir=$T/t/w,userxattr m
-rm m/gone; echo x >> m/dir/f
+rm m/gone; echo x >> m/dir/f; ln -s only_l0 m/ulink; echo r > m/rootfile; chmod 644 m/rootfile
 mount -t overlay ov2 -o lowerdir=$T/t/l0:$T/t/l1,upperdir=$T/t/u2,workdir=$T/t/w2 m2
 rm m2/gone
 mkdir -p l3 u3 w3 m3 && echo s > l3/secret && chmod 600 l3/secret
@@ -218,16 +219,38 @@ mount -t overlay ov3 -o lowerdir=$T/t/l3:$T/t/l0,upperdir=$T/t/u3,workdir=$T/t/w
 mkdir -p l4/dir l5/dir u4 w4 m4 && echo a > l4/dir/a && echo b > l5/dir/b
 chown {USER}:{USER} u4 w4
 mount -t overlay ov4 -o lowerdir=$T/t/l4:$T/t/l5,upperdir=$T/t/u4,workdir=$T/t/w4,userxattr m4
+mkdir -p u5 w5 m5 && chown {USER}:{USER} u5 w5
+mount -t overlay ov5 -o lowerdir=$T/t/l0:$T/t/l1,upperdir=$T/t/u5,workdir=$T/t/w5,userxattr m5
+ln -s only_l0 m5/ulink; echo r > m5/rootfile; mkdir m5/sub && mount -t tmpfs sub m5/sub
 cd /
 echo ready
 exec sleep 600
 """
 
 
+def _aged(roots: list[str]) -> dict[str, Any]:
+    """Set every atime under ``roots`` two days back (any read would then update it, relatime
+    or not), and return a snapshot of them, atimes included.  All are aged before any is
+    snapshot: a whiteout in the upper is a hard link to one in the workdir."""
+    old = time.time_ns() - 2 * 86400 * 10**9
+    for root in roots:
+        for dirpath, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                os.utime(path, ns=(old, st.st_mtime_ns), follow_symlinks=False)
+    return {root: quiet_snapshot(root) for root in roots}
+
+
 @nonroot
 @needs()
 def test_proven_userxattr_overlay_is_verified_in_a_user_namespace() -> None:
+    # 65534 may not clone a mount of root's mount namespace: the live tree is read through a
+    # read-only clone made in a new user+mount namespace.  The upper holds a symlink (readlink
+    # has no O_NOATIME) and a root-owned file (O_NOATIME refused): neither atime may change.
     with running(PROVEN) as sc:
+        layers = [f"/proc/{sc.pid}/root{sc.tmp}/t/{d}" for d in ("u", "w", "l0", "l1")]
+        before = _aged(layers)
         rc, doc = dump_as_user(f"{sc.tmp}/t/m", "--verify", enter=sc.pid)
         assert rc == 0, doc["verify"]
         entry = doc["overlays"][0]
@@ -235,6 +258,69 @@ def test_proven_userxattr_overlay_is_verified_in_a_user_namespace() -> None:
         check = doc["verify"][0]
         assert check["verified"] is True and check["reason"] is None, check
         assert check["rebuild"] == "user-namespace" and check["tree"] == "same"
+        assert check["live"] == "quiet-clone"
+        assert {d: quiet_snapshot(d) for d in layers} == before  # atimes too
+
+
+@nonroot
+@needs()
+def test_no_quiet_clone_means_the_live_tree_is_not_read() -> None:
+    # m5 has a tmpfs mounted inside its merged tree: in a new user namespace that child mount
+    # is locked, so the kernel refuses a non-recursive clone (EINVAL), and 65534 may not clone
+    # in root's namespace at all.  Reading through the live mount would touch the upper's
+    # atimes (ulink, rootfile): it is not read, and verified is false.
+    with running(PROVEN) as sc:
+        layers = [f"/proc/{sc.pid}/root{sc.tmp}/t/{d}" for d in ("u5", "w5", "l0", "l1")]
+        before = _aged(layers)
+        rc, doc = dump_as_user(f"{sc.tmp}/t/m5", "--verify", enter=sc.pid)
+        assert doc["overlays"][0]["restorable"] is True, doc["overlays"][0]["reasons"]
+        check = doc["verify"][0]
+        assert (rc, check["verified"], check["reason"]) == (3, False, "live-not-quiet"), check
+        assert "live" not in check and "tree" not in check and "rebuild" not in check
+        assert {d: quiet_snapshot(d) for d in layers} == before  # atimes too
+
+
+# A writer that keeps creating and deleting files in the merged root while --verify runs.
+BUSY = f"""
+chmod 755 $T && mkdir -p $T/t && mount -t tmpfs -o mode=755 t $T/t
+cd $T/t
+mkdir -p l0 l1 u w m
+echo a > l0/only_l0; echo b > l1/only_l1; mkdir -p l1/dir; echo c > l1/dir/f
+chown -R {USER}:{USER} l0 l1 u w
+mount -t overlay ov -o lowerdir=$T/t/l0:$T/t/l1,upperdir=$T/t/u,workdir=$T/t/w,userxattr m
+(while :; do i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo $i > m/f$i; done; rm -f m/f*; done) \
+    >/dev/null 2>&1 &
+cd /
+echo ready
+exec sleep 600
+"""
+
+
+def busy_verify(run: Any) -> list[tuple[int, Any, Any]]:
+    """Up to 8 runs of ``run()`` (rc, verify entry) against the busy overlay, until one says
+    ``live-changed``; every run must be a clean verdict, never a traceback or ``differs``."""
+    seen: list[tuple[int, Any, Any]] = []
+    for _ in range(8):
+        rc, check = run()
+        seen.append((rc, check["verified"], check["reason"]))
+        assert seen[-1] in {(0, True, None), (3, None, "live-changed")}, check
+        if check["reason"] == "live-changed":
+            assert check["tree"] == "changed" and check["difference"] is None
+            assert check["changed"]["path"].startswith("/")
+            break
+    return seen
+
+
+@nonroot
+@needs()
+def test_a_tree_written_during_verify_is_live_changed_not_a_crash() -> None:
+    with running(BUSY) as sc:
+        def run() -> tuple[int, Any]:
+            rc, doc = dump_as_user(f"{sc.tmp}/t/m", "--verify", enter=sc.pid)
+            return rc, doc["verify"][0]
+
+        seen = busy_verify(run)
+        assert seen[-1] == (3, None, "live-changed"), seen
 
 
 @nonroot
@@ -276,7 +362,7 @@ def test_a_refused_user_namespace_is_reported_not_raised(tmp_path, monkeypatch) 
     monkeypatch.setattr(mountapi, "unshare", refuse)
     monkeypatch.setattr(verify, "privileged", lambda: False)
     monkeypatch.setattr(verify, "_live_root",
-                        lambda ov: (os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), "direct"))
+                        lambda ov: (os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), "quiet-clone"))
     ov = m.DumpOverlay(mount_id=1, unique_id=None, mount_point="/x", root="/",
                        fs_type="overlay", propagation=["private"], mount_attrs=[], mnt_ns=None,
                        pid=os.getpid(), options=m.OverlayOptions(userxattr=True),
