@@ -58,14 +58,16 @@ def scan_steps(pids: list[int] | None = None, first: Callable[[], int | None] = 
                           privileges=missing_privileges(scanner.caps)))
         result = Scan(source="live", privileges=missing_privileges(scanner.caps))
         done: dict[int, Namespace | None] = {}
+        errors: dict[int, list[str]] = {}  # by group: the final scan lists them in report order
         pending = list(range(len(groups)))
         batch, since = Analysed(), time.monotonic()
         while pending:
             wanted = first()
             pick = next((i for i in pending if groups[i].mnt_ns == wanted), pending[0])
             pending.remove(pick)
-            ns = scanner.analyse(groups[pick], result)
-            done[pick] = ns
+            scratch = Scan()
+            ns = scanner.analyse(groups[pick], scratch)
+            done[pick], errors[pick] = ns, scratch.errors
             if ns is None:
                 batch.vanished.append(groups[pick].mnt_ns)
             else:
@@ -76,6 +78,7 @@ def scan_steps(pids: list[int] | None = None, first: Callable[[], int | None] = 
     finally:
         scanner.close()
     result.namespaces = [ns for i in range(len(groups)) if (ns := done.get(i)) is not None]
+    result.errors = [text for i in range(len(groups)) for text in errors.get(i, [])]
     scanner.check_pids(pids, {pid for ns in result.namespaces for pid in ns.pids})
     yield Finished(result)
 
