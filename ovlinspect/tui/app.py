@@ -37,6 +37,7 @@ from ovlinspect.tui.export import overlay_json, replace_file, timestamp, unique_
 from ovlinspect.tui.footer import StableFooter
 from ovlinspect.tui.keys import bindings
 from ovlinspect.tui.messages import (
+    MountWatchEnded,
     NamespacesChanged,
     NamespacesRescanned,
     ScanDone,
@@ -406,13 +407,24 @@ class OvlInspectApp(App[int]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="mountwatch")
     def _watch_mount_tables(self) -> None:
-        assert self._watcher is not None
+        watcher = self._watcher
+        assert watcher is not None
         worker = get_current_worker()
         try:
-            self._watcher.follow(lambda changes: self.post_message(NamespacesChanged(changes)),
-                                 lambda: worker.is_cancelled)
+            watcher.follow(lambda changes: self.post_message(NamespacesChanged(changes)),
+                           lambda: worker.is_cancelled)
+        except Exception:  # last_error says why, and the app is told below
+            pass
         finally:
-            self._watcher.close()
+            watcher.close()
+            error = None if worker.is_cancelled else watcher.last_error
+            self.post_message(MountWatchEnded(None if error is None else str(error)))
+
+    def on_mount_watch_ended(self, message: MountWatchEnded) -> None:
+        """Mount events no longer come: say so (r and --watch still rescan)."""
+        self._watcher = None
+        if message.error is not None:
+            self.say(f"Mount watching stopped: {message.error}; r rescans", severity="error")
 
     def on_namespaces_changed(self, message: NamespacesChanged) -> None:
         """Rescan only the namespaces that changed (a burst collects while one rescan runs)."""

@@ -46,6 +46,14 @@ class NamespacesChanged(Message):
         self.changes = changes
 
 
+class MountWatchEnded(Message):
+    """The mount watcher's loop ended; ``error`` says why when it failed (untrusted text)."""
+
+    def __init__(self, error: str | None) -> None:
+        super().__init__()
+        self.error = error
+
+
 class NamespacesRescanned(Message):
     """Some namespaces were scanned again: ``part`` is an
     :class:`~ovlinspect.engine.rescan.Rescanned`, to merge into the scan held now (unless a
