@@ -30,22 +30,12 @@ the merged tree is left out, as it is from a rebuild.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import select
-import signal
-import socket
 
 from ovlinspect.checkpoint.compare import open_dir
-from ovlinspect.host.quietlink import privileged, quiet_clone
+from ovlinspect.host.quietlink import clone_here, clone_in_child, is_quiet, quiet_clone, same_ns
 from ovlinspect.kernel import mountapi as api
-from ovlinspect.kernel.mountattr import (
-    MOUNT_ATTR__ATIME,
-    MOUNT_ATTR_NOATIME,
-    MOUNT_ATTR_RDONLY,
-    mount_setattr,
-)
 from ovlinspect.kernel.syscalls import setns
 
 QUIET = "quiet-clone"  # read through a read-only (and, where allowed, noatime) clone
@@ -70,12 +60,6 @@ def live_dir(mount_fd: int, pid: int, *, timeout: float = 30.0) -> tuple[int, st
         os.close(clone)
 
 
-def is_quiet(fd: int) -> bool:
-    """Reads through the mount at ``fd`` cannot change atimes: it is read-only (noatime or not:
-    touch_atime gives up on a mount it cannot get write access to)."""
-    return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
-
-
 def _checked(clone: int | None, mount_fd: int) -> int | None:
     """``clone`` when it is quiet and has the live overlay's root at its root, else None."""
     if clone is None:
@@ -92,76 +76,23 @@ def _checked(clone: int | None, mount_fd: int) -> int | None:
 
 def _clone_in_new_userns(mount_fd: int, pid: int, timeout: float) -> int | None:
     """Way 2 of the module docstring; None when the kernel or our privileges refuse it."""
-    try:
-        ns = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-              for name in ("user", "mnt")]
-    except OSError:
-        return None
-    root = privileged()
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        kid = os.fork()
-        if kid == 0:  # pragma: no cover - runs in the child
-            parent.close()
-            try:
-                _child(mount_fd, ns, root, child)
-            finally:
-                os._exit(0)
-        child.close()
-        try:
-            if not select.select([parent], [], [], timeout)[0]:
-                os.kill(kid, signal.SIGKILL)
-                return None
-            _data, fds, _flags, _addr = socket.recv_fds(parent, 64, 1)
-            return fds[0] if fds else None
-        finally:
-            os.waitpid(kid, 0)
-    finally:
-        parent.close()
-        for fd in ns:
-            os.close(fd)
+    return clone_in_child(pid, lambda ns, root: _clone_of_overlay(mount_fd, ns, root), timeout)
 
 
-def _same_ns(fd: int, name: str) -> bool:
-    return os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
-
-
-def _quiet_clone_of_cwd() -> int:
-    """A detached clone of the mount at the working directory, read-only and, where the atime
-    flags are not locked, noatime."""
-    clone = api.open_tree(api.AT_FDCWD, ".", api.OPEN_TREE_CLONE | api.OPEN_TREE_CLOEXEC)
-    try:
-        try:
-            mount_setattr(clone, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME)
-        except OSError as exc:
-            if exc.errno != errno.EPERM:  # EPERM: atime flags locked
-                raise
-            mount_setattr(clone, MOUNT_ATTR_RDONLY)
-        if not is_quiet(clone):
-            raise OSError(errno.EPERM, "the clone is not read-only")
-    except BaseException:
-        os.close(clone)
-        raise
-    return clone
-
-
-def _child(mount_fd: int, ns: list[int], root: bool,
-           sock: socket.socket) -> None:  # pragma: no cover - runs in the child
+def _clone_of_overlay(mount_fd: int, ns: list[int],
+                      root: bool) -> int:  # pragma: no cover - runs in the child
     user, mnt = ns
-    clone = -1
-    with contextlib.suppress(OSError):
-        if not _same_ns(mnt, "mnt"):  # the overlay's mount must be in our mount namespace
-            if not root and not _same_ns(user, "user"):
-                setns(user, api.CLONE_NEWUSER)
-            setns(mnt, api.CLONE_NEWNS)
-        os.fchdir(mount_fd)
-        try:
-            clone = _quiet_clone_of_cwd()
-        except OSError as exc:
-            if exc.errno != errno.EPERM:
-                raise
-            # The copy of the mount namespace takes the working directory to the copy of the
-            # overlay's mount (copy_mnt_ns), where we hold CAP_SYS_ADMIN.
-            api.unshare(api.CLONE_NEWUSER | api.CLONE_NEWNS)
-            clone = _quiet_clone_of_cwd()
-    socket.send_fds(sock, [b"."], [clone] if clone >= 0 else [])
+    if not same_ns(mnt, "mnt"):  # the overlay's mount must be in our mount namespace
+        if not root and not same_ns(user, "user"):
+            setns(user, api.CLONE_NEWUSER)
+        setns(mnt, api.CLONE_NEWNS)
+    os.fchdir(mount_fd)
+    try:
+        return clone_here(api.AT_FDCWD, ".")
+    except OSError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+        # The copy of the mount namespace takes the working directory to the copy of the
+        # overlay's mount (copy_mnt_ns), where we hold CAP_SYS_ADMIN.
+        api.unshare(api.CLONE_NEWUSER | api.CLONE_NEWNS)
+        return clone_here(api.AT_FDCWD, ".")

@@ -30,6 +30,7 @@ import signal
 import socket
 import stat
 import time
+from collections.abc import Callable
 
 from ovlinspect.kernel import mountapi as api
 from ovlinspect.kernel.mountattr import AT_EMPTY_PATH, quiet
@@ -122,18 +123,21 @@ def quiet_clone(dirfd: int, pid: int, timeout: float = 10.0) -> int | None:
     read-only (and noatime where allowed): nothing read through it changes an atime.  None when
     the kernel or our privileges do not allow it."""
     try:
-        return _clone_here(dirfd)
+        return clone_here(dirfd)
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.EPERM):  # EINVAL: another mount namespace
             return None
-    return _clone_in_child(dirfd, pid, timeout)
+    return clone_in_child(pid, lambda ns, root: _clone_joined(dirfd, ns, root), timeout)
 
 
-def _clone_here(dirfd: int) -> int:
-    clone = api.open_tree(dirfd, "", api.OPEN_TREE_CLONE | api.OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)
+def clone_here(dirfd: int, path: str = "") -> int:
+    """A quiet (read-only) detached clone of the mount at ``path`` below ``dirfd`` (``dirfd``
+    itself when empty), in this process's mount namespace; OSError when it cannot be made."""
+    flags = api.OPEN_TREE_CLONE | api.OPEN_TREE_CLOEXEC | (AT_EMPTY_PATH if not path else 0)
+    clone = api.open_tree(dirfd, path, flags)
     try:
         quiet(clone)
-        if not _is_quiet(clone):
+        if not is_quiet(clone):
             raise OSError(errno.EPERM, "the clone is not read-only")
     except BaseException:
         os.close(clone)
@@ -141,7 +145,7 @@ def _clone_here(dirfd: int) -> int:
     return clone
 
 
-def _is_quiet(fd: int) -> bool:
+def is_quiet(fd: int) -> bool:
     """Reads through the mount at ``fd`` change no atime: it is read-only (noatime or not;
     touch_atime skips a mount it cannot get write access to)."""
     return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
@@ -160,7 +164,14 @@ def privileged() -> bool:
         return False
 
 
-def _clone_in_child(dirfd: int, pid: int, timeout: float) -> int | None:
+Build = Callable[[list[int], bool], int]
+"""Run in the forked child: (fds of pid's user and mount namespaces, privileged) -> a clone fd."""
+
+
+def clone_in_child(pid: int, build: Build, timeout: float) -> int | None:
+    """The clone that ``build`` makes in a forked child (which may setns into pid's
+    namespaces: open_tree clones only mounts of the caller's own), received over SCM_RIGHTS;
+    None when the child could not make one in ``timeout`` seconds."""
     try:
         ns = [os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
               for name in ("user", "mnt")]
@@ -173,7 +184,10 @@ def _clone_in_child(dirfd: int, pid: int, timeout: float) -> int | None:
         if kid == 0:  # pragma: no cover - runs in the child
             parent.close()
             try:
-                _child(dirfd, ns, root, child)
+                clone = -1
+                with contextlib.suppress(OSError):
+                    clone = build(ns, root)
+                socket.send_fds(child, [b"."], [clone] if clone >= 0 else [])
             finally:
                 os._exit(0)
         child.close()
@@ -191,18 +205,15 @@ def _clone_in_child(dirfd: int, pid: int, timeout: float) -> int | None:
             os.close(fd)
 
 
-def _same_ns(fd: int, name: str) -> bool:
+def same_ns(fd: int, name: str) -> bool:
+    """Whether namespace fd ``fd`` is this process's own ``name`` namespace."""
     return os.fstat(fd).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
 
 
-def _child(dirfd: int, ns: list[int], privileged: bool,
-           sock: socket.socket) -> None:  # pragma: no cover - runs in the child
+def _clone_joined(dirfd: int, ns: list[int], root: bool) -> int:  # pragma: no cover - child
     user, mnt = ns
-    clone = -1
-    with contextlib.suppress(OSError):
-        if not privileged and not _same_ns(user, "user"):
-            setns(user, api.CLONE_NEWUSER)
-        if not _same_ns(mnt, "mnt"):
-            setns(mnt, api.CLONE_NEWNS)
-        clone = _clone_here(dirfd)
-    socket.send_fds(sock, [b"."], [clone] if clone >= 0 else [])
+    if not root and not same_ns(user, "user"):
+        setns(user, api.CLONE_NEWUSER)
+    if not same_ns(mnt, "mnt"):
+        setns(mnt, api.CLONE_NEWNS)
+    return clone_here(dirfd)
