@@ -50,13 +50,14 @@ def live_scanner(pids: list[int] | None) -> Scanner:
 
 
 def _alive(pid: int) -> bool:
-    """False for a pid that is gone or a zombie (state Z or X in /proc/PID/stat)."""
+    """False for a pid that is gone or a zombie (as ``processes`` judges it for a scan)."""
+    from ovlinspect.host.processes import ScanError, processes
+
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rpartition(b")")[2].split()[0]
-    except (OSError, IndexError):
+        processes([pid])
+    except ScanError:
         return False
-    return state not in (b"Z", b"X")
+    return True
 
 
 def build_app(pids: list[int] | None = None, scan_result: Scan | None = None,

@@ -19,10 +19,10 @@ from ovlinspect.report.badges import (
     VERIFIED_BADGE,
     VERIFIED_STYLE,
     severity_badge,
-    worst_status,
 )
 from ovlinspect.report.badges import severity_style as severity_style
 from ovlinspect.report.textsafe import visible
+from ovlinspect.tui.view import lead_process, namespace_status
 
 BADGE_WIDTH = 10
 ESCAPE_STYLE = "reverse"
@@ -104,11 +104,6 @@ def status_badge(status: Status | None, *, pad: bool = True) -> Text:
     return text
 
 
-def namespace_status(ns: Namespace) -> Status | None:
-    """The most urgent status among the namespace's overlays."""
-    return worst_status([o.status for o in ns.overlays])
-
-
 GONE_STYLE = "dim strike"
 
 
@@ -174,14 +169,6 @@ def process_label(process: Process) -> Text:
         put(text, process.container, "cyan")
         text.append(")")
     return text
-
-
-def lead_process(ns: Namespace) -> Process | None:
-    """The process that stands for ``ns``: its root pid's, else the first."""
-    for process in ns.processes:
-        if process.pid == ns.root_pid:
-            return process
-    return ns.processes[0] if ns.processes else None
 
 
 def namespace_cells(ns: Namespace, overlays: int, worst: Severity | None, *,

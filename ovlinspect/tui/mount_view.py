@@ -19,7 +19,7 @@ class RowTable(DataTable[Any]):
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("panes")
 
-    def __init__(self, *, id: str) -> None:
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
 
     def action_first(self) -> None:

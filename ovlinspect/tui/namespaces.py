@@ -7,11 +7,10 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from ovlinspect.tui import labels
-from ovlinspect.tui.keys import bindings
+from ovlinspect.tui.mount_view import RowTable
 from ovlinspect.tui.view import NS_COLUMNS, NamespaceView, Sort
 
 COLUMNS = tuple(zip(("badge", "pid", "process", "ovl"), NS_COLUMNS, strict=True))
@@ -39,7 +38,7 @@ def _cells(view: NamespaceView) -> tuple[Text, ...]:
     return cells
 
 
-class NamespaceTable(DataTable[object]):
+class NamespaceTable(RowTable):
     """One row per namespace, keyed by :func:`~ovlinspect.tui.view.ns_key`.
 
     Rows are added in batches so that a host with hundreds of namespaces paints at once; a rescan
@@ -47,13 +46,12 @@ class NamespaceTable(DataTable[object]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *bindings("panes"),
         Binding("shift+left", "scroll_left", "Scroll left", show=False),
         Binding("shift+right", "scroll_right", "Scroll right", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id)
         self.row_keys: list[str] = []
         self._index: dict[str, int] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
@@ -74,16 +72,6 @@ class NamespaceTable(DataTable[object]):
                 column.label = Text(f"{label}{arrow}")
         self._clear_caches()  # the header row is cached with the old labels
         self.refresh()
-
-    def action_first(self) -> None:
-        """Home / g: the first row."""
-        if self.row_count:
-            self.move_cursor(row=0, animate=False)
-
-    def action_last(self) -> None:
-        """End / G: the last row."""
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
 
     @property
     def restoring(self) -> bool:

@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 
-from ovlinspect.model import Layer, Namespace, Overlay, Scan, Severity, Status
+from ovlinspect.model import Layer, Namespace, Overlay, Process, Scan, Severity, Status
+from ovlinspect.report.badges import worst_status
 
 ROLE_ORDER = {"upper": 0, "work": 1, "lower": 2, "data": 3}
 PROBLEMS = frozenset({Status.ERROR, Status.WARNING, Status.UNVERIFIED})
@@ -20,7 +21,15 @@ def is_problem(overlay: Overlay) -> bool:
 
 def namespace_status(ns: Namespace) -> Status | None:
     """The most urgent status among the namespace's overlays."""
-    return max((o.status for o in ns.overlays), key=lambda s: s.rank, default=None)
+    return worst_status([o.status for o in ns.overlays])
+
+
+def lead_process(ns: Namespace) -> Process | None:
+    """The process that stands for ``ns``: its root pid's, else the first."""
+    for process in ns.processes:
+        if process.pid == ns.root_pid:
+            return process
+    return ns.processes[0] if ns.processes else None
 
 
 def ns_key(ns: Namespace) -> str:
@@ -139,10 +148,8 @@ def _lead_pid(ns: Namespace) -> int:
 
 
 def _lead_comm(ns: Namespace) -> str:
-    for p in ns.processes:
-        if p.pid == ns.root_pid:
-            return p.comm
-    return ns.processes[0].comm if ns.processes else ""
+    lead = lead_process(ns)
+    return lead.comm if lead is not None else ""
 
 
 _NS_KEYS: dict[str, Callable[[NamespaceView], tuple[object, ...]]] = {
